@@ -1,0 +1,81 @@
+"""Choosing the devices TensorFlow trains and predicts on.
+
+``--gpuID`` selects GPUs by their CUDA index; several GPUs are used through
+``tf.distribute.MirroredStrategy``. Without a GPU the work runs on the CPU
+with a warning. Import of TensorFlow is deferred to the call.
+"""
+
+import logging
+import os
+
+from isonet.errors import IsonetError
+
+log = logging.getLogger("isonet")
+
+
+def import_tensorflow(debug=False):
+    """Import TensorFlow quietly (its C++ INFO lines are noise for users) and return it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise IsonetError(f"TensorFlow cannot be imported ({exc}); run 'pip install tensorflow'") from exc
+    return tf
+
+
+def select_strategy(gpu_ids=None, logical_cpus=0):
+    """Make the visible GPUs those of ``gpu_ids`` and return a distribution strategy.
+
+    Parameters
+    ----------
+    gpu_ids : list of int or None
+        CUDA indices (PCI bus order). ``None``: every GPU present; ``[]``: CPU only.
+    logical_cpus : int
+        If > 1 and no GPU is used, split the CPU into this many logical devices
+        and mirror over them (to exercise the multi-device path without GPUs).
+
+    Returns
+    -------
+    strategy : tf.distribute.Strategy
+        MirroredStrategy for several devices, the default strategy otherwise.
+    n_replicas : int
+        Number of devices the batch is split over.
+
+    Raises
+    ------
+    IsonetError
+        A requested GPU id does not exist.
+    """
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpu_ids is None:
+        chosen = gpus
+    else:
+        missing = [i for i in gpu_ids if i >= len(gpus)]
+        if missing:
+            raise IsonetError(f"--gpuID {','.join(map(str, gpu_ids))}: GPU(s) {missing} not found; "
+                              f"TensorFlow sees {len(gpus)} GPU(s)")
+        chosen = [gpus[i] for i in gpu_ids]
+    try:
+        tf.config.set_visible_devices(chosen, "GPU")
+        for gpu in chosen:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        if not chosen and logical_cpus > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(logical_cpus)])
+    except RuntimeError as exc:  # devices were initialised earlier in this process
+        log.debug("device configuration unchanged: %s", exc)
+    if chosen:
+        names = [d.name for d in tf.config.list_logical_devices("GPU")]
+    else:
+        if gpu_ids != []:
+            log.warning("No GPU found: running on the CPU (much slower; fine for small tests)")
+        names = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(names) > 1:
+        strategy = tf.distribute.MirroredStrategy(devices=names)
+    else:
+        strategy = tf.distribute.get_strategy()
+    log.info("Devices: %s", ", ".join(names))
+    return strategy, max(1, len(names))

@@ -1,0 +1,36 @@
+"""Atomic file replacement: write to a temporary file beside the target, then rename."""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path in the folder of ``path``; rename it to ``path`` on success.
+
+    An interrupted or failed write leaves no half-written ``path`` behind (the
+    temporary file is removed), and an existing ``path`` stays intact until the
+    new content is complete. The suffix of ``path`` is kept so that libraries
+    choosing a format by extension behave the same.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    suffix = os.path.splitext(base)[1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp" + suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as handle:
+            handle.write(text)

@@ -1,0 +1,179 @@
+"""Reading and writing RELION-style STAR tables with :mod:`starfile`.
+
+``tomograms.star`` and ``subtomo.star`` carry all state between the steps of
+the pipeline. Columns are always addressed by label (any order is fine), and
+files written by the original IsoNet 1 (anonymous ``data_`` block,
+``_rlnLabel #k`` headers, values followed by space + TAB) are read as well.
+
+Empty values are ``None`` in memory and the text ``None`` on disk.
+"""
+
+import math
+import os
+
+import pandas as pd
+import starfile
+
+from isonet.errors import IsonetError
+from isonet.io.atomic import atomic_output
+
+#: Labels whose values are always text (paths and keys), even if they look numeric.
+TEXT_LABELS = (
+    "rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName", "rlnMaskBoundary",
+    "rlnCorrectedTomoName", "rlnImageName",
+)
+#: Labels holding integers.
+INT_LABELS = ("rlnIndex", "rlnSubtomoIndex", "rlnNumberSubtomo", "rlnCubeSize", "rlnCropSize")
+#: Labels holding floats.
+FLOAT_LABELS = (
+    "rlnPixelSize", "rlnDefocus", "rlnSnrFalloff", "rlnDeconvStrength",
+    "rlnMaskDensityPercentage", "rlnMaskStdPercentage", "rlnTiltMin", "rlnTiltMax",
+    "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
+)
+
+#: Columns every tomograms.star must have.
+TOMOGRAM_REQUIRED = ("rlnIndex", "rlnMicrographName", "rlnPixelSize")
+#: Columns every subtomo.star must have.
+SUBTOMO_REQUIRED = ("rlnSubtomoIndex", "rlnImageName", "rlnCubeSize", "rlnCropSize")
+
+#: Default tilt range (degrees) for rows without rlnTiltMin / rlnTiltMax.
+DEFAULT_TILT_RANGE = (-60.0, 60.0)
+
+
+def is_empty(value):
+    """True for values that mean "not set": None, NaN, '' and the text 'None'."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if value is pd.NA:
+        return True
+    return isinstance(value, str) and value.strip() in ("", "None", "<NA>", "nan")
+
+
+def _as_text(value):
+    return None if is_empty(value) else str(value)
+
+
+def read_star(path, required=()):
+    """Read the first data block of a STAR file as a DataFrame.
+
+    Parameters
+    ----------
+    path : str or path-like
+        STAR file.
+    required : sequence of str
+        Labels that must be present (without the leading underscore).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per entry, columns named by label, index 0..n-1. Text labels
+        hold ``str`` or ``None``; integer and float labels hold numbers.
+
+    Raises
+    ------
+    IsonetError
+        Missing or unreadable file, no data block, or missing required labels.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise IsonetError(f"{path}: STAR file not found")
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except Exception as exc:
+        raise IsonetError(f"{path}: not a readable STAR file ({exc})") from exc
+    tables = [b for b in blocks.values() if isinstance(b, pd.DataFrame)]
+    if not tables:
+        raise IsonetError(f"{path}: STAR file has no data table (expected a loop_ of _rln labels)")
+    table = tables[0].reset_index(drop=True)
+    missing = [label for label in required if label not in table.columns]
+    if missing:
+        raise IsonetError(f"{path}: missing STAR label(s) {', '.join(missing)} "
+                          f"(found {', '.join(table.columns) or 'none'})")
+    return _normalise_types(table, path)
+
+
+def _normalise_types(table, path):
+    table = table.copy()
+    for label in table.columns:
+        if label in INT_LABELS or label in FLOAT_LABELS:
+            try:
+                numbers = pd.to_numeric(table[label])
+            except (ValueError, TypeError) as exc:
+                raise IsonetError(f"{path}: column {label} must hold numbers ({exc})") from exc
+            if label in INT_LABELS:
+                if numbers.isna().any() or (numbers != numbers.round()).any():
+                    raise IsonetError(f"{path}: column {label} must hold whole numbers")
+                numbers = numbers.astype(int)
+            else:
+                numbers = numbers.astype(float)
+            table[label] = numbers
+        elif label in TEXT_LABELS or not pd.api.types.is_numeric_dtype(table[label]):
+            table[label] = pd.Series([_as_text(v) for v in table[label]], index=table.index, dtype=object)
+    return table
+
+
+def write_star(table, path):
+    """Write ``table`` as a single-block STAR file, atomically.
+
+    ``None`` values are written as the text ``None`` (as IsoNet 1 does), so
+    they survive a round trip through :func:`read_star`.
+    """
+    out = table.copy()
+    for label in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[label]):
+            out[label] = pd.Series(["None" if is_empty(v) else str(v) for v in out[label]],
+                                   index=out.index, dtype=object)
+    with atomic_output(path) as tmp:
+        starfile.write({"": out}, tmp, overwrite=True)
+
+
+def set_column(table, label, value, rows=None):
+    """Set ``label`` to ``value`` on ``rows`` (all by default), creating the column if needed.
+
+    A new text column is filled with ``None`` outside ``rows``; a new numeric
+    column with ``value``.
+    """
+    if label not in table.columns:
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        table[label] = value if numeric else pd.Series([None] * len(table), index=table.index, dtype=object)
+    if rows is None:
+        rows = table.index
+    if isinstance(value, str) or value is None:
+        if table[label].dtype != object:
+            table[label] = table[label].astype(object)
+    table.loc[rows, label] = value
+
+
+def tilt_range(row):
+    """The tilt range ``(tilt_min, tilt_max)`` in degrees of a STAR row, ±60 if absent."""
+    low = row.get("rlnTiltMin", DEFAULT_TILT_RANGE[0])
+    high = row.get("rlnTiltMax", DEFAULT_TILT_RANGE[1])
+    low = DEFAULT_TILT_RANGE[0] if is_empty(low) else float(low)
+    high = DEFAULT_TILT_RANGE[1] if is_empty(high) else float(high)
+    check_tilt_range(low, high)
+    return low, high
+
+
+def check_tilt_range(tilt_min, tilt_max, what="tilt range"):
+    """Raise :class:`IsonetError` unless -90 <= tilt_min < tilt_max <= 90."""
+    if not (-90.0 <= tilt_min < tilt_max <= 90.0):
+        raise IsonetError(f"{what}: expected -90 <= tilt_min < tilt_max <= 90 degrees, "
+                          f"got tilt_min={tilt_min}, tilt_max={tilt_max}")
+
+
+def select_rows(table, indices, key="rlnIndex"):
+    """Rows of ``table`` whose ``key`` is in ``indices`` (all rows if ``indices`` is None).
+
+    ``indices`` is a list of int as returned by :func:`isonet.params.parse_index_list`.
+    Asking for an index that is not in the table is an error.
+    """
+    if indices is None:
+        return table
+    present = set(int(v) for v in table[key])
+    unknown = [i for i in indices if i not in present]
+    if unknown:
+        raise IsonetError(f"--tomo_idx: {key} value(s) {unknown} not in the STAR file "
+                          f"(present: {sorted(present)})")
+    return table[table[key].astype(int).isin(indices)]

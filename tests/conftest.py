@@ -1,0 +1,35 @@
+"""Shared test helpers: tiny volumes, the real-data folder, running the console command."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_REAL = os.path.join(os.path.dirname(REPO), "shared", "data", "real")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def real_data_dir():
+    """Folder of the real tomogram crops (../shared/data/real); skips the test if absent."""
+    if not os.path.isfile(os.path.join(SHARED_REAL, "mt13pf_crop.mrc")):
+        pytest.skip("../shared/data/real is not available")
+    return SHARED_REAL
+
+
+def run_cli(*args, cwd=None, timeout=600):
+    """Run ``isonet.py ARGS`` in a subprocess (the installed command if on PATH, else bin/isonet.py).
+
+    Returns the CompletedProcess with text stdout/stderr.
+    """
+    script = os.path.join(REPO, "bin", "isonet.py")
+    command = [sys.executable, script, *map(str, args)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
