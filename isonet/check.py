@@ -28,18 +28,17 @@ def check_installation():
         TensorFlow or Keras cannot be imported, or the forward pass fails or
         gives a wrong result.
     """
+    from importlib.metadata import version
+
     from isonet.devices import import_tensorflow
-    import mrcfile
-    import scipy
-    import starfile
 
     tf = import_tensorflow()
     import keras
 
     log.info("isonet %s (python %s, %s)", isonet.__version__, platform.python_version(), os.path.dirname(isonet.__file__))
     log.info("tensorflow %s, keras %s (backend %s), numpy %s, scipy %s, mrcfile %s, starfile %s",
-             tf.__version__, keras.__version__, keras.backend.backend(), np.__version__, scipy.__version__,
-             mrcfile.__version__, starfile.__version__)
+             tf.__version__, keras.__version__, keras.backend.backend(), np.__version__, version("scipy"),
+             version("mrcfile"), version("starfile"))
     if keras.backend.backend() != "tensorflow":
         raise IsonetError(f"Keras backend is {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
     cpus = tf.config.list_physical_devices("CPU")

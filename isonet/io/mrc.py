@@ -160,8 +160,8 @@ def write_volume(path, volume, voxel_size=None, origin=None, like=None):
         Output MRC file; an existing file is replaced only once the new one is complete.
     volume : ndarray, shape (nz, ny, nx)
         Data. int8, uint8, int16, uint16, float16 and float32 are written as
-        they are; other types (e.g. float64, bool) are converted to float32
-        (bool to uint8).
+        they are (mrcfile stores uint8 as uint16, MRC mode 6); other types
+        (e.g. float64) are converted to float32, bool to uint8.
     voxel_size : float or tuple of 3 floats, optional
         Å per voxel, ``(x, y, z)`` if a tuple. Defaults to ``like``'s, else 1.
     origin : tuple of 3 floats, optional

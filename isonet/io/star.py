@@ -129,6 +129,19 @@ def write_star(table, path):
         starfile.write({"": out}, tmp, overwrite=True)
 
 
+def resolve_path(value, star_file):
+    """Path of a file named in ``star_file``: as written if it exists from the current folder
+    (IsoNet 1's convention), else relative to the STAR file's folder, else as written.
+
+    Lets users run commands from the project folder or from elsewhere.
+    """
+    path = os.fspath(value)
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    beside = os.path.join(os.path.dirname(os.fspath(star_file)), path)
+    return beside if os.path.exists(beside) else path
+
+
 def set_column(table, label, value, rows=None):
     """Set ``label`` to ``value`` on ``rows`` (all by default), creating the column if needed.
 

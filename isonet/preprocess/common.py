@@ -1,0 +1,78 @@
+"""Small helpers shared by the preprocessing commands (STAR rows, file names, folders, timing)."""
+
+import contextlib
+import logging
+import os
+import time
+
+from isonet.errors import IsonetError
+from isonet.io.star import is_empty, resolve_path
+
+log = logging.getLogger("isonet")
+
+
+def file_root(path):
+    """File name without folder and without its last extension only: ``'d/a.b.mrc'`` -> ``'a.b'``."""
+    return os.path.splitext(os.path.basename(os.fspath(path)))[0]
+
+
+def input_tomogram(row, star_file, use_deconv_tomo=True):
+    """Path of the tomogram a row asks for: the deconvolved one if wanted and set, else the original.
+
+    Parameters
+    ----------
+    row : pandas.Series
+        A row of tomograms.star.
+    star_file : str
+        The STAR file (relative paths are also looked up beside it).
+    use_deconv_tomo : bool
+        Prefer ``rlnDeconvTomoName`` when the column exists and is not ``None``.
+
+    Returns
+    -------
+    str
+    """
+    if use_deconv_tomo and not is_empty(row.get("rlnDeconvTomoName")):
+        return resolve_path(row["rlnDeconvTomoName"], star_file)
+    if is_empty(row.get("rlnMicrographName")):
+        raise IsonetError(f"{star_file}: row rlnIndex={row.get('rlnIndex')} has no rlnMicrographName")
+    return resolve_path(row["rlnMicrographName"], star_file)
+
+
+def make_folder(path, what):
+    """Create ``path`` (and parents) if missing; error if it exists as a file."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise IsonetError(f"{what} {path}: exists and is not a folder")
+    os.makedirs(path, exist_ok=True)
+
+
+def rename_aside(path):
+    """Rename an existing file or folder ``path`` to ``path~`` (or ``path~2``, ``path~3``...).
+
+    Nothing is deleted; returns the new name, or ``None`` if ``path`` did not exist.
+    """
+    path = os.fspath(path).rstrip(os.sep)
+    if not os.path.lexists(path):
+        return None
+    target, number = f"{path}~", 1
+    while os.path.lexists(target):
+        number += 1
+        target = f"{path}~{number}"
+    os.rename(path, target)
+    log.warning("%s exists: renamed to %s", path, target)
+    return target
+
+
+def check_same_file(output_path, input_path, what):
+    """Refuse to overwrite an input tomogram with an output."""
+    if os.path.exists(output_path) and os.path.samefile(output_path, input_path):
+        raise IsonetError(f"{what}: output {output_path} would overwrite the input tomogram; "
+                          "choose another output folder")
+
+
+@contextlib.contextmanager
+def log_time(what):
+    """Log ``'<what>: done in N s'`` when the block finishes."""
+    start = time.perf_counter()
+    yield
+    log.info("%s: done in %.1f s", what, time.perf_counter() - start)

@@ -1,0 +1,110 @@
+"""The U-Net builder (spec §3.4.6), saving and loading."""
+
+import os
+
+import numpy as np
+import pytest
+
+from isonet.errors import IsonetError
+from isonet.network.unet import build_unet, load_model, network_depth, save_model, size_multiple
+
+
+def _tiny(**kwargs):
+    options = dict(unet_depth=2, filter_base=4, convs_per_depth=3, drop_out=0.3)
+    options.update(kwargs)
+    return build_unet(**options)
+
+
+def _randomise_batchnorm(model, rng):
+    """Give BatchNorm non-trivial statistics so that a reload that dropped them would show."""
+    for layer in model.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+
+
+def test_default_parameter_count_matches_isonet1():
+    model = build_unet()
+    assert model.count_params() == 27_333_121
+    assert network_depth(model) == 3 and size_multiple(model) == 8
+    assert model.name == "isonet_unet_depth3"
+
+
+def test_pool_variant_and_depth():
+    model = _tiny(unet_depth=3, pool=2)
+    assert network_depth(model) == 3
+    names = [layer.__class__.__name__ for layer in model.layers]
+    assert names.count("MaxPooling3D") == 3 and names.count("UpSampling3D") == 3
+    assert "Conv3DTranspose" not in names
+    with pytest.raises(IsonetError, match="pool"):
+        build_unet(filter_base=4, pool=3)
+
+
+def test_topology_of_one_level():
+    """Layer order of the strided variant: BN/dropout only in encoder/decoder blocks."""
+    model = _tiny(unet_depth=1, convs_per_depth=3)
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    block = ["Conv3D", "BatchNormalization", "Dropout", "LeakyReLU"]
+    expected = (["InputLayer"] + block * 3 + ["Conv3D", "LeakyReLU"]  # encoder + strided down
+                + ["Conv3D", "LeakyReLU", "Conv3D"]  # bottleneck: 1 block + linear conv
+                + ["Conv3DTranspose", "Concatenate", "LeakyReLU"] + block * 3 + ["Conv3D", "Add"])
+    assert kinds == expected
+    bottom = model.get_layer("bottom_out_conv")
+    assert bottom.filters == 4  # filter_base * 2**(depth-1)
+    assert model.get_layer("bottom_0_conv").filters == 8
+    assert model.get_layer("down0_0_act").negative_slope == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("edge", [16, 24])
+def test_forward_shape_and_residual(edge, rng):
+    model = _tiny(unet_depth=3 if edge == 16 else 2)
+    x = rng.normal(size=(2, edge, edge + 8, edge, 1)).astype(np.float32)
+    y = model.predict(x, verbose=0)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert not np.allclose(y, x)
+    head = model.get_layer("head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_save_load_round_trip(tmp_path, suffix, rng):
+    model = _tiny()
+    _randomise_batchnorm(model, rng)
+    model.compile(optimizer="adam", loss="mae", metrics=["mse"])  # as refine does
+    path = tmp_path / f"model{suffix}"
+    save_model(model, path)
+    assert sorted(os.listdir(tmp_path)) == [path.name]  # no temporary file left
+    loaded = load_model(path)
+    x = rng.normal(size=(1, 16, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert network_depth(loaded) == 2
+    assert loaded.count_params() == model.count_params()
+
+
+def test_load_under_mirrored_strategy(tmp_path):
+    import tensorflow as tf
+    model = _tiny()
+    save_model(model, tmp_path / "m.h5")
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        loaded = load_model(tmp_path / "m.h5")
+        built = _tiny()
+    assert loaded.count_params() == built.count_params() == model.count_params()
+
+
+def test_bad_model_files(tmp_path):
+    with pytest.raises(IsonetError, match="not found"):
+        load_model(tmp_path / "missing.h5")
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"this is not an HDF5 file" * 10)
+    with pytest.raises(IsonetError, match="corrupt.h5: not a readable Keras model") as info:
+        load_model(corrupt)
+    assert "\n" not in str(info.value)
+    truncated = tmp_path / "truncated.keras"
+    save_model(_tiny(), tmp_path / "good.keras")
+    truncated.write_bytes((tmp_path / "good.keras").read_bytes()[:300])
+    with pytest.raises(IsonetError, match="truncated.keras"):
+        load_model(truncated)
+    wrong_suffix = tmp_path / "model.mrc"
+    wrong_suffix.write_bytes(b"x")
+    with pytest.raises(IsonetError, match=r"\.h5 or \.keras"):
+        load_model(wrong_suffix)
