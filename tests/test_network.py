@@ -108,3 +108,54 @@ def test_bad_model_files(tmp_path):
     wrong_suffix.write_bytes(b"x")
     with pytest.raises(IsonetError, match=r"\.h5 or \.keras"):
         load_model(wrong_suffix)
+
+
+def _as_tf_keras2(config):
+    """Rewrite a Keras 3 model config in the style tf.keras 2.x (IsoNet 1's era) wrote to .h5 files."""
+    if isinstance(config, list):
+        return [_as_tf_keras2(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy":
+        return config["config"]["name"]
+    out = {k: _as_tf_keras2(v) for k, v in config.items() if k not in ("module", "registered_name", "optional")}
+    if "batch_shape" in out:
+        out["batch_input_shape"] = out.pop("batch_shape")
+    if "negative_slope" in out:
+        out["alpha"] = out.pop("negative_slope")
+    if "inbound_nodes" in config:
+        nodes = []
+        for node in config["inbound_nodes"]:
+            tensors = node["args"][0] if isinstance(node["args"][0], list) else [node["args"][0]]
+            nodes.append([[*t["config"]["keras_history"], {}] for t in tensors])
+        out["inbound_nodes"] = nodes
+    return out
+
+
+def test_loads_isonet1_era_h5(tmp_path, rng):
+    """A .h5 whose config and weight names follow tf.keras 2 (LeakyReLU alpha, batch_input_shape, ':0')."""
+    import json
+
+    import h5py
+    model = _tiny()
+    _randomise_batchnorm(model, rng)
+    path = tmp_path / "model_iter30.h5"
+    save_model(model, path)
+    with h5py.File(path, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        old = _as_tf_keras2(config)
+        old["config"]["input_layers"] = [["input", 0, 0]]
+        old["config"]["output_layers"] = [["residual", 0, 0]]
+        handle.attrs["model_config"] = json.dumps(old)
+        handle.attrs["keras_version"] = "2.4.0"
+        for name in handle["model_weights"].attrs["layer_names"]:
+            group = handle["model_weights"][name]
+            names = [w.decode() if isinstance(w, bytes) else w for w in group.attrs["weight_names"]]
+            for weight in names:
+                group.move(weight, f"{weight}:0")
+            group.attrs["weight_names"] = [f"{w}:0" for w in names]
+    assert "alpha" in json.dumps(old) and "negative_slope" not in json.dumps(old)
+    loaded = load_model(path)
+    x = rng.normal(size=(1, 16, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert network_depth(loaded) == 2

@@ -22,7 +22,9 @@ Topology, with ``c_n = filter_base * 2**n``:
 The defaults have 27,333,121 parameters (BatchNorm moving statistics included).
 """
 
+import logging
 import os
+import warnings
 
 from isonet.devices import import_tensorflow
 from isonet.errors import IsonetError
@@ -178,8 +180,15 @@ def save_model(model, path):
     """
     path = os.fspath(path)
     _check_suffix(path)
-    with atomic_output(path) as tmp:
-        model.save(tmp, overwrite=True)
+    # Keras logs that .h5 is a legacy format; it is IsoNet 1's format, kept on purpose.
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)
+    try:
+        with atomic_output(path) as tmp:
+            model.save(tmp, overwrite=True)
+    finally:
+        absl_log.setLevel(level)
 
 
 def load_model(path):
@@ -200,10 +209,29 @@ def load_model(path):
     _check_suffix(path)
     keras = _keras()
     try:
-        model = keras.models.load_model(path, compile=False)
+        with warnings.catch_warnings():  # tf.keras 2 files name LeakyReLU's slope 'alpha'
+            warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
+            model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # h5py, zipfile and Keras raise many kinds for bad files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IsonetError(f"{path}: not a readable Keras model ({reason[:200]})") from exc
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise IsonetError(f"{path}: expected a network with one input and one output")
     return model
+
+
+def with_dtype_policy(model, policy):
+    """A copy of ``model`` computing under the Keras dtype ``policy`` (e.g. 'mixed_bfloat16').
+
+    Weights are copied; the output layer stays float32 so that the residual sum
+    and the returned tiles are float32. Call inside the strategy scope.
+    """
+    keras = _keras()
+    config = model.get_config()
+    output_layer = model.layers[-1].name
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer" and layer["config"].get("name") != output_layer:
+            layer["config"]["dtype"] = policy
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -16,7 +16,7 @@ def file_root(path):
     return os.path.splitext(os.path.basename(os.fspath(path)))[0]
 
 
-def input_tomogram(row, star_file, use_deconv_tomo=True):
+def input_tomogram(row, star_file, use_deconv_tomo=True, fallback=False):
     """Path of the tomogram a row asks for: the deconvolved one if wanted and set, else the original.
 
     Parameters
@@ -27,13 +27,19 @@ def input_tomogram(row, star_file, use_deconv_tomo=True):
         The STAR file (relative paths are also looked up beside it).
     use_deconv_tomo : bool
         Prefer ``rlnDeconvTomoName`` when the column exists and is not ``None``.
+    fallback : bool
+        If the deconvolved tomogram file is missing, use the original with a warning
+        (else the missing file is reported when it is read).
 
     Returns
     -------
     str
     """
     if use_deconv_tomo and not is_empty(row.get("rlnDeconvTomoName")):
-        return resolve_path(row["rlnDeconvTomoName"], star_file)
+        deconvolved = resolve_path(row["rlnDeconvTomoName"], star_file)
+        if not fallback or os.path.isfile(deconvolved):
+            return deconvolved
+        log.warning("%s not found: using the original tomogram %s", deconvolved, row.get("rlnMicrographName"))
     if is_empty(row.get("rlnMicrographName")):
         raise IsonetError(f"{star_file}: row rlnIndex={row.get('rlnIndex')} has no rlnMicrographName")
     return resolve_path(row["rlnMicrographName"], star_file)

@@ -1,0 +1,1 @@
+"""Whole-tomogram prediction: overlap tiling (:mod:`.tiling`) and the predict command (:mod:`.predict`)."""

@@ -1,0 +1,243 @@
+"""Whole-tomogram correction with a trained network (spec §1.7, §3.5).
+
+For each selected tomogram (volumes indexed ``[z, y, x]``):
+
+1. read it (the deconvolved version if listed and ``use_deconv_tomo``),
+   multiply by -1 (dark protein becomes positive, as in refine) and normalise
+   over the whole tomogram (4/96 percentiles or mean/std);
+2. predict it by overlapping tiles streamed in batches into a float32
+   accumulator (:mod:`isonet.predict.tiling`);
+3. normalise the result the same way and multiply by -1 again, so the output
+   keeps the input's contrast convention;
+4. write ``<output_dir>/<root>_corrected.mrc`` (float32, the input's voxel size
+   and origin) and record it as ``rlnCorrectedTomoName`` in the STAR file,
+   which is rewritten after every tomogram.
+
+Memory: the normalised input, the output accumulator, the network and two
+batches of tiles (one being cut while the other is predicted); normalisation
+works in place, and the input is freed before the output is normalised.
+"""
+
+import logging
+import os
+import time
+
+import numpy as np
+
+from isonet.devices import import_tensorflow, select_strategy
+from isonet.errors import IsonetError
+from isonet.io.mrc import read_volume, write_volume
+from isonet.io.star import is_empty, read_star, resolve_path, select_rows, set_column, write_star
+from isonet.log import progress
+from isonet.normalize import PERCENTILES
+from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
+
+log = logging.getLogger("isonet")
+
+#: Columns predict reads from the tomogram STAR file.
+PREDICT_REQUIRED = ("rlnIndex", "rlnMicrographName")
+#: Tiles per batch and GPU when --batch_size is not given (IsoNet 1's default).
+TILES_PER_GPU = 4
+#: Tiles per batch on the CPU when --batch_size is not given: one tile per call is faster per
+#: tile than four on the CPU (docs/benchmarks.md) and keeps the network's activations small.
+TILES_ON_CPU = 1
+
+
+def default_batch_size(n_gpus):
+    """Tiles per network call: 4 per GPU, or 1 on the CPU (``n_gpus == 0``)."""
+    return TILES_PER_GPU * n_gpus if n_gpus else TILES_ON_CPU
+
+
+def normalize_in_place(volume, percentile=True):
+    """Normalise a float32 volume in place, as :func:`isonet.normalize.normalize` does.
+
+    Same formulas (4/96 percentiles to 0/1, or mean/std), without the
+    temporaries of the out-of-place version: a tomogram-sized copy would be
+    most of predict's memory. Returns ``volume``.
+    """
+    if percentile:
+        low, high = np.percentile(volume, PERCENTILES)
+        scale = high - low + 1e-20
+    else:
+        low = volume.mean(dtype=np.float64)
+        squares = sum(np.square(slab - low).sum() for slab in _slabs(volume))  # float64, slab by slab
+        scale = np.sqrt(squares / volume.size) + 1e-20
+    volume -= np.float32(low)
+    volume /= np.float32(scale)
+    return volume
+
+
+def _slabs(volume, voxels=2**24):
+    """Views of ``volume`` along axis 0 with about ``voxels`` voxels each."""
+    step = max(1, voxels // max(1, volume[0].size))
+    return (volume[i:i + step] for i in range(0, len(volume), step))
+
+
+def tomogram_root(path):
+    """File name without folder and without its last extension (``a.b.mrc`` -> ``a.b``)."""
+    return os.path.splitext(os.path.basename(os.fspath(path)))[0]
+
+
+def source_tomogram(row, star_file, use_deconv_tomo=True):
+    """Path of the tomogram to predict for one STAR row (the deconvolved one if asked and listed)."""
+    value = row.get("rlnDeconvTomoName") if use_deconv_tomo else None
+    if is_empty(value):
+        value = row["rlnMicrographName"]
+    if is_empty(value):
+        raise IsonetError(f"{star_file}: rlnIndex {row['rlnIndex']} has no rlnMicrographName")
+    return resolve_path(value, star_file)
+
+
+def network_function(model, n_replicas=1):
+    """Wrap a Keras model as ``f(tiles (b, c, c, c)) -> (b, c, c, c)`` float32.
+
+    Batches are padded to a multiple of ``n_replicas`` so that every device of a
+    MirroredStrategy gets tiles; the padding is dropped from the result.
+    """
+    def apply(tiles):
+        count = len(tiles)
+        spare = -count % n_replicas
+        if spare:
+            tiles = np.concatenate([tiles, np.repeat(tiles[:1], spare, axis=0)])
+        outputs = model.predict_on_batch(tiles[..., None])
+        return np.asarray(outputs, dtype=np.float32)[:count, ..., 0]
+    return apply
+
+
+def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, normalize_percentile=True):
+    """Read one tomogram and correct it (steps 1-3 of the module description).
+
+    The input is freed before the output is normalised, so that at most two
+    tomogram-sized float32 arrays exist at a time.
+
+    Parameters
+    ----------
+    path : str
+        MRC tomogram, indexed ``[z, y, x]``, dark protein on bright background.
+    function : callable
+        Network on batches of tiles, see :func:`network_function`.
+    cube_size, crop_size : int
+        Kept core and network tile edges in voxels (``crop_size > cube_size``).
+    batch_size : int
+        Tiles per network call.
+    normalize_percentile : bool
+        4/96-percentile normalisation (True) or mean/std, before and after the network.
+
+    Returns
+    -------
+    corrected : ndarray of float32, shape (nz, ny, nx)
+        Corrected tomogram, normalised, in the input's contrast convention.
+    header : isonet.io.mrc.VolumeHeader
+        The input's header.
+    """
+    volume, header = read_volume(path, return_header=True)
+    log.info("Predicting %s (%s voxels) with tiles of %d (core %d), %d per batch",
+             path, "x".join(map(str, volume.shape)), crop_size, cube_size, batch_size)
+    volume *= -1
+    normalize_in_place(volume, normalize_percentile)
+    n_tiles = int(np.prod(grid_shape(volume.shape, cube_size)))
+    with progress(total=n_tiles, unit="tile", desc=tomogram_root(path)) as bar:
+        corrected = predict_tiled(volume, function, cube_size, crop_size, batch_size, progress=bar.update)
+    del volume
+    normalize_in_place(corrected, normalize_percentile)
+    corrected *= -1
+    return corrected, header
+
+
+def _load_network(model_path, strategy, mixed_precision, crop_size):
+    """Load the model in the strategy scope; returns (model, crop_size fitted to its depth)."""
+    from isonet.network.unet import load_model, network_depth, with_dtype_policy
+    tf = import_tensorflow()
+    with strategy.scope():
+        model = load_model(model_path)
+        if mixed_precision:
+            policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+            log.info("Mixed precision: %s", policy)
+            model = with_dtype_policy(model, policy)
+    multiple = 2 ** network_depth(model)
+    if crop_size % multiple:
+        fitted = round_up(crop_size, multiple)
+        log.warning("--crop_size %d is not a multiple of %d (the network down-samples %d times): using %d",
+                    crop_size, multiple, network_depth(model), fitted)
+        crop_size = fitted
+    return model, crop_size
+
+
+def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=None, cube_size=64,
+                      crop_size=96, use_deconv_tomo=True, batch_size=None, normalize_percentile=True,
+                      tomo_idx=None, mixed_precision=False, snapshot=False):
+    """Correct the tomograms of a STAR file with a trained network; update the STAR file.
+
+    Parameters
+    ----------
+    star_file : str
+        Tomogram STAR file (needs rlnIndex and rlnMicrographName); rewritten in
+        place with rlnCorrectedTomoName after every tomogram.
+    model : str
+        Network file (.h5 or .keras) written by refine or by IsoNet 1.
+    output_dir : str
+        Folder of the ``<root>_corrected.mrc`` files (created if needed).
+    gpu_ids : list of int or None
+        GPUs to use (None: all present; []: CPU). Several GPUs share each batch.
+    cube_size : int
+        Edge of the core kept from each tile (voxels).
+    crop_size : int
+        Edge of the tiles fed to the network (> cube_size); rounded up to a
+        multiple of ``2**depth`` of the network, with a warning.
+    use_deconv_tomo : bool
+        Predict rlnDeconvTomoName where listed.
+    batch_size : int or None
+        Tiles per network call; None: :func:`default_batch_size` (4 per GPU, 1 on the CPU).
+    normalize_percentile : bool
+        Percentile (True) or mean/std normalisation; use refine's setting.
+    tomo_idx : list of int or None
+        rlnIndex values to predict (None: all).
+    mixed_precision : bool
+        Compute in float16 (GPU) or bfloat16 (CPU).
+    snapshot : bool
+        Also save ``<root>_snapshot.png`` (central slices of raw and corrected).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The updated STAR table.
+    """
+    check_tile_sizes(cube_size, crop_size)
+    table = read_star(star_file, required=PREDICT_REQUIRED)
+    rows = select_rows(table, tomo_idx)
+    sources = {}
+    for label, row in rows.iterrows():
+        path = source_tomogram(row, star_file, use_deconv_tomo)
+        if not os.path.isfile(path):
+            raise IsonetError(f"{path}: tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
+        sources[label] = path
+    if not sources:
+        raise IsonetError(f"{star_file}: no tomogram to predict")
+
+    strategy, n_replicas = select_strategy(gpu_ids)
+    if batch_size is None:
+        batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
+    if batch_size < 1:
+        raise IsonetError(f"--batch_size must be >= 1, got {batch_size}")
+    network, crop_size = _load_network(model, strategy, mixed_precision, crop_size)
+    function = network_function(network, n_replicas)
+    os.makedirs(output_dir, exist_ok=True)
+
+    for label, source in sources.items():
+        root = tomogram_root(source)
+        output = os.path.join(output_dir, f"{root}_corrected.mrc")
+        start = time.perf_counter()
+        corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,
+                                             normalize_percentile)
+        seconds = time.perf_counter() - start
+        write_volume(output, corrected, like=header)
+        log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))
+        if snapshot:
+            from isonet.evaluation.pictures import save_snapshot
+            picture = os.path.join(output_dir, f"{root}_snapshot.png")
+            save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"])
+            log.info("Wrote %s", picture)
+        del corrected
+        set_column(table, "rlnCorrectedTomoName", output, rows=[label])
+        write_star(table, star_file)
+    return table

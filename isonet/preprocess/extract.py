@@ -1,0 +1,233 @@
+"""Subtomogram extraction for training (spec §3.3, §1.5).
+
+Centres are drawn at random among the mask voxels that lie at least
+``crop_size // 2`` from the low border and ``crop_size - crop_size // 2`` from
+the high border of every axis, without replacement when there are enough such
+voxels. Every subtomogram is traced back in ``subtomo.star`` by its source
+tomogram (``rlnMicrographName``) and centre (``rlnCoordinateX/Y/Z``, voxels).
+Volumes are indexed ``[z, y, x]``.
+"""
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+
+from isonet.errors import IsonetError, UsageError
+from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, tilt_range,
+                            write_star)
+from isonet.log import progress
+from isonet.preprocess.common import file_root, input_tomogram, log_time, rename_aside
+
+log = logging.getLogger("isonet")
+
+
+def valid_centre_box(shape, crop_size):
+    """Per-axis inclusive range ``(low, high)`` of centres whose crop fits in a volume of ``shape``.
+
+    Returns ``None`` if the volume is smaller than ``crop_size`` along some axis.
+    """
+    box = [(crop_size // 2, n - (crop_size - crop_size // 2)) for n in shape]
+    return None if any(low > high for low, high in box) else box
+
+
+def sample_centres(shape, crop_size, count, rng, mask=None):
+    """Random centres ``(z, y, x)`` inside ``mask`` whose crop of edge ``crop_size`` fits in the volume.
+
+    Draws without replacement when there are at least ``count`` valid voxels,
+    else with replacement (warning). Memory stays at one plane of indices.
+
+    Parameters
+    ----------
+    shape : tuple of 3 int
+        Volume shape ``(nz, ny, nx)``.
+    crop_size : int
+        Edge of the subtomograms.
+    count : int
+        Number of centres.
+    rng : numpy.random.Generator
+    mask : ndarray of bool, shape ``shape``, optional
+        Valid voxels (all if ``None``).
+
+    Returns
+    -------
+    ndarray of int64, shape (count, 3)
+        Centres ``(z, y, x)``, sorted by position in the volume.
+
+    Raises
+    ------
+    IsonetError
+        No valid centre (volume thinner than ``crop_size`` or mask empty there).
+    """
+    box = valid_centre_box(shape, crop_size)
+    if box is None:
+        raise IsonetError(f"tomogram of shape (z, y, x) = {tuple(shape)} is thinner than crop_size {crop_size}")
+    inner = tuple(slice(low, high + 1) for low, high in box)
+    plane_size = (box[1][1] - box[1][0] + 1) * (box[2][1] - box[2][0] + 1)
+    if mask is None:
+        per_plane = np.full(box[0][1] - box[0][0] + 1, plane_size, dtype=np.int64)
+    else:
+        per_plane = np.count_nonzero(mask[inner], axis=(1, 2)).astype(np.int64)
+    total = int(per_plane.sum())
+    if total == 0:
+        raise IsonetError(f"no mask voxel lies at least crop_size/2 = {crop_size // 2} voxels inside the borders "
+                          "(empty mask?)")
+    if total >= count:
+        ranks = np.sort(rng.choice(total, size=count, replace=False))
+    else:
+        log.warning("only %d valid centre voxels for %d subtomograms: some will repeat", total, count)
+        ranks = np.sort(rng.integers(0, total, size=count))
+    first = np.concatenate([[0], np.cumsum(per_plane)])
+    planes = np.searchsorted(first, ranks, side="right") - 1
+    centres = np.empty((count, 3), dtype=np.int64)
+    for plane in np.unique(planes):
+        chosen = planes == plane
+        offsets = ranks[chosen] - first[plane]
+        if mask is None:
+            flat = offsets
+        else:
+            flat = np.flatnonzero(mask[box[0][0] + plane][inner[1:]])[offsets]
+        y, x = np.unravel_index(flat, (box[1][1] - box[1][0] + 1, box[2][1] - box[2][0] + 1))
+        centres[chosen] = np.column_stack([np.full(len(y), box[0][0] + plane), y + box[1][0], x + box[2][0]])
+    return centres
+
+
+def crop(volume, centre, crop_size):
+    """The cube of edge ``crop_size`` starting at ``centre - crop_size // 2`` on every axis (a copy)."""
+    start = [int(c) - crop_size // 2 for c in centre]
+    return np.array(volume[tuple(slice(s, s + crop_size) for s in start)], dtype=np.float32)
+
+
+def random_halves(count, rng):
+    """Random disjoint halves of ``range(count)``: two sorted index arrays (the first gets the odd one)."""
+    order = rng.permutation(count)
+    half = (count + 1) // 2
+    return np.sort(order[:half]), np.sort(order[half:])
+
+
+def half_star_names(subtomo_star):
+    """``subtomo.star`` -> (``subtomo_half1.star``, ``subtomo_half2.star``), beside it."""
+    root, extension = os.path.splitext(subtomo_star)
+    return f"{root}_half1{extension or '.star'}", f"{root}_half2{extension or '.star'}"
+
+
+def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subtomo.star", cube_size=64,
+                         crop_size=None, use_deconv_tomo=True, tomo_idx=None, seed=None, split_halves=False):
+    """Cut random subtomograms from the tomograms of ``star_file`` and list them in ``subtomo_star``.
+
+    For each selected row, ``rlnNumberSubtomo`` (default 100) centres are drawn
+    inside ``rlnMaskName`` (whole volume if unset) and
+    ``<subtomo_folder>/<root>_<j:06d>.mrc`` written (float32, raw intensities,
+    voxel size = rlnPixelSize; root = file name of ``rlnMicrographName``
+    without its extension). An existing ``subtomo_folder`` is renamed aside
+    (``subtomo~``, ``subtomo~2``...), never deleted.
+
+    Parameters
+    ----------
+    star_file : str
+        tomograms.star (read only).
+    subtomo_folder : str
+        Output folder for the subtomograms.
+    subtomo_star : str
+        Output STAR: rlnSubtomoIndex, rlnImageName, rlnCubeSize, rlnCropSize,
+        rlnPixelSize, rlnTiltMin, rlnTiltMax, rlnMicrographName, rlnCoordinateX/Y/Z.
+    cube_size : int
+        Training cube edge (multiple of 8, smaller than ``crop_size``).
+    crop_size : int, optional
+        Subtomogram edge; default ``cube_size + 16``.
+    use_deconv_tomo : bool
+        Cut from ``rlnDeconvTomoName`` when set and the file exists (else from the original, with a warning).
+    tomo_idx : list of int, optional
+        ``rlnIndex`` values to use (all by default).
+    seed : int, optional
+        Random seed (a fresh one is drawn and logged if ``None``).
+    split_halves : bool
+        Also write ``<subtomo_star root>_half1.star`` and ``_half2.star``:
+        random disjoint halves of the subtomograms (gold-standard refinement).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The subtomo table written.
+    """
+    if cube_size is None or cube_size < 8 or cube_size % 8:
+        raise UsageError(f"--cube_size must be a positive multiple of 8, got {cube_size}")
+    if crop_size is None:
+        crop_size = cube_size + 16
+    if crop_size <= cube_size:
+        raise UsageError(f"--crop_size ({crop_size}) must be larger than --cube_size ({cube_size})")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2 ** 31))
+        log.info("extract: random seed %d (pass --seed %d to repeat)", seed, seed)
+    rng = np.random.default_rng(seed)
+    table = read_star(star_file, required=TOMOGRAM_REQUIRED)
+    rows = select_rows(table, tomo_idx)
+    roots = [file_root(name) for name in rows["rlnMicrographName"]]
+    repeated = sorted({r for r in roots if roots.count(r) > 1})
+    if repeated:
+        raise IsonetError(f"{star_file}: several tomograms have the file name root {repeated[0]!r}; "
+                          "their subtomogram files would collide (rename the tomograms)")
+    for _, row in rows.iterrows():
+        source = input_tomogram(row, star_file, use_deconv_tomo, fallback=True)
+        shape = read_header(source).shape
+        if valid_centre_box(shape, crop_size) is None:
+            raise IsonetError(f"{source}: tomogram of shape (z, y, x) = {shape} is thinner than crop_size "
+                              f"{crop_size}; use a smaller --cube_size/--crop_size")
+    rename_aside(subtomo_folder)
+    os.makedirs(subtomo_folder)
+    entries = []
+    for _, row in progress(list(rows.iterrows()), desc="extract", unit="tomogram"):
+        entries += _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng)
+    subtomos = pd.DataFrame(entries)
+    subtomos.insert(0, "rlnSubtomoIndex", np.arange(1, len(subtomos) + 1))
+    write_star(subtomos, subtomo_star)
+    log.info("Wrote %s with %d subtomograms of edge %d (cube size %d)", subtomo_star, len(subtomos),
+             crop_size, cube_size)
+    if split_halves:
+        for name, half in zip(half_star_names(subtomo_star), random_halves(len(subtomos), rng)):
+            write_star(subtomos.iloc[half].reset_index(drop=True), name)
+            log.info("Wrote %s with %d subtomograms", name, len(half))
+    return subtomos
+
+
+def _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng):
+    """Cut and write the subtomograms of one tomogram row; return their subtomo.star entries."""
+    source = input_tomogram(row, star_file, use_deconv_tomo, fallback=True)
+    count = 100 if is_empty(row.get("rlnNumberSubtomo")) else int(row["rlnNumberSubtomo"])
+    if count < 1:
+        raise IsonetError(f"{star_file}: rlnNumberSubtomo of {source} must be >= 1, got {count}")
+    pixel_size = float(row["rlnPixelSize"])
+    tilt_min, tilt_max = tilt_range(row)
+    root = file_root(row["rlnMicrographName"])
+    with log_time(f"extract {source}"):
+        shape = read_header(source).shape
+        mask = None
+        if not is_empty(row.get("rlnMaskName")):
+            # read before the tomogram so that the mask's float32 copy is gone by then
+            mask_path = resolve_path(row["rlnMaskName"], star_file)
+            mask = read_volume(mask_path) != 0
+            if mask.shape != shape:
+                raise IsonetError(f"{mask_path}: mask shape {mask.shape} differs from tomogram {source} "
+                                  f"shape {shape} (z, y, x)")
+        try:
+            centres = sample_centres(shape, crop_size, count, rng, mask)
+        except IsonetError as exc:
+            raise IsonetError(f"{source}: {exc}" + (f" (mask {row['rlnMaskName']})" if mask is not None else "")
+                              ) from None
+        del mask
+        volume = read_volume(source)
+        entries = []
+        for j, centre in enumerate(centres):
+            path = os.path.join(subtomo_folder, f"{root}_{j:06d}.mrc")
+            write_volume(path, crop(volume, centre, crop_size), voxel_size=pixel_size)
+            entries.append({
+                "rlnImageName": path, "rlnCubeSize": int(cube_size), "rlnCropSize": int(crop_size),
+                "rlnPixelSize": pixel_size, "rlnTiltMin": tilt_min, "rlnTiltMax": tilt_max,
+                "rlnMicrographName": row["rlnMicrographName"],
+                "rlnCoordinateX": float(centre[2]), "rlnCoordinateY": float(centre[1]),
+                "rlnCoordinateZ": float(centre[0]),
+            })
+        log.info("%s: %d subtomograms of edge %d", source, len(entries), crop_size)
+    return entries

@@ -1,0 +1,202 @@
+"""Settings of a refine run: defaults, derived defaults, JSON round trip, resumption.
+
+Every setting of ``isonet.py refine`` (spec §1.6) is a field of
+:class:`RefineConfig`. ``None`` in a field means "derive it" (see
+:meth:`RefineConfig.resolve`). The resolved settings are written into every
+``refine_iterNN.json``; ``--continue_from`` reads them back and lets the
+values given explicitly on the command line win.
+"""
+
+import dataclasses
+import json
+import os
+import random
+from dataclasses import dataclass, field
+
+from isonet.errors import IsonetError, UsageError
+from isonet.io.atomic import atomic_write_text
+
+
+@dataclass
+class RefineConfig:
+    """All refine settings (names and defaults as IsoNet 1's command line, spec §1.6).
+
+    Attributes with ``None`` are derived by :meth:`resolve`: ``batch_size`` =
+    max(4, 2 x devices), ``steps_per_epoch`` = min(int(6 N / batch_size), 200)
+    with N the subtomograms used per iteration, ``noise_dir`` =
+    ``<result_dir>/training_noise``, ``seed`` = a random seed (recorded).
+    """
+
+    subtomo_star: str = None
+    gpuID: list = None
+    iterations: int = 30
+    data_dir: str = None
+    pretrained_model: str = None
+    result_dir: str = "results"
+    remove_intermediate: bool = False
+    select_subtomo_number: int = None
+    preprocessing_ncpus: int = 16
+    epochs: int = 10
+    batch_size: int = None
+    steps_per_epoch: int = None
+    learning_rate: float = 0.0004
+    noise_level: tuple = (0.05, 0.10, 0.15, 0.20)
+    noise_start_iter: tuple = (11, 16, 21, 26)
+    noise_mode: str = "noFilter"
+    noise_dir: str = None
+    drop_out: float = 0.3
+    convs_per_depth: int = 3
+    kernel: tuple = (3, 3, 3)
+    pool: tuple = None
+    unet_depth: int = 3
+    filter_base: int = 64
+    batch_normalization: bool = True
+    normalize_percentile: bool = True
+    seed: int = None
+    mixed_precision: bool = False
+    #: Settings given on the command line (names), so that they win over --continue_from.
+    explicit: set = field(default_factory=set, repr=False)
+
+    @classmethod
+    def from_cli(cls, values):
+        """Config from command-line values; ``None`` values keep the defaults.
+
+        Parameters
+        ----------
+        values : dict
+            Setting name -> typed value (``None`` when not given).
+        """
+        given = {k: v for k, v in values.items() if v is not None}
+        unknown = set(given) - set(cls.setting_names())
+        if unknown:
+            raise UsageError(f"refine: unknown setting(s) {sorted(unknown)}")
+        config = cls(**given)
+        config.explicit = set(given)
+        return config
+
+    @classmethod
+    def setting_names(cls):
+        """Names of all settings (fields except the bookkeeping ``explicit``)."""
+        return [f.name for f in dataclasses.fields(cls) if f.name != "explicit"]
+
+    def to_dict(self):
+        """Settings as JSON-ready values (tuples become lists)."""
+        out = {}
+        for name in self.setting_names():
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of :meth:`to_dict` (unknown keys are ignored; lists of tuple fields become tuples)."""
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in values and f.name != "explicit":
+                value = values[f.name]
+                if isinstance(value, list) and f.type is tuple:
+                    value = tuple(value)
+                kwargs[f.name] = value
+        return cls(**kwargs)
+
+    def continued_from(self, saved):
+        """Settings restored from a saved run with this config's explicit values on top.
+
+        Parameters
+        ----------
+        saved : RefineConfig
+            Settings read from ``refine_iterNN.json``.
+
+        Returns
+        -------
+        RefineConfig
+            ``saved`` with every setting named in ``self.explicit`` replaced by this config's value.
+        """
+        merged = dataclasses.replace(saved)
+        for name in self.explicit:
+            setattr(merged, name, getattr(self, name))
+        merged.explicit = set(self.explicit)
+        return merged
+
+    def resolve(self, n_subtomos, n_replicas):
+        """Fill the derived defaults in place and check value ranges; returns ``self``.
+
+        Parameters
+        ----------
+        n_subtomos : int
+            Subtomograms in the STAR file.
+        n_replicas : int
+            Devices the batch is split over.
+        """
+        if self.select_subtomo_number is not None:
+            if not 1 <= self.select_subtomo_number <= n_subtomos:
+                raise UsageError(f"--select_subtomo_number: expected 1..{n_subtomos} "
+                                 f"(subtomograms in the STAR file), got {self.select_subtomo_number}")
+        n_used = self.select_subtomo_number or n_subtomos
+        if self.batch_size is None:
+            self.batch_size = max(4, 2 * n_replicas)
+        if self.batch_size < n_replicas or self.batch_size % n_replicas:
+            raise UsageError(f"--batch_size {self.batch_size} must be a multiple of the number of "
+                             f"devices ({n_replicas})")
+        if self.steps_per_epoch is None:
+            self.steps_per_epoch = max(1, min(int(n_used * 6 / self.batch_size), 200))
+        if self.noise_dir is None:
+            self.noise_dir = os.path.join(self.result_dir, "training_noise")
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2 ** 31)
+        for name in ("iterations", "epochs", "steps_per_epoch", "preprocessing_ncpus", "unet_depth",
+                     "filter_base", "convs_per_depth"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name}: expected a whole number >= 1, got {getattr(self, name)}")
+        if not 0 <= self.drop_out < 1:
+            raise UsageError(f"--drop_out: expected 0 <= value < 1, got {self.drop_out}")
+        if self.learning_rate <= 0:
+            raise UsageError(f"--learning_rate: expected a value > 0, got {self.learning_rate}")
+        return self
+
+    def network_options(self):
+        """Keyword arguments of :func:`isonet.network.unet.build_unet`."""
+        return dict(unet_depth=self.unet_depth, filter_base=self.filter_base,
+                    convs_per_depth=self.convs_per_depth, kernel=tuple(self.kernel), pool=self.pool,
+                    batch_normalization=self.batch_normalization, drop_out=self.drop_out)
+
+
+def iteration_json_path(result_dir, iteration):
+    """``<result_dir>/refine_iterNN.json``."""
+    return os.path.join(result_dir, f"refine_iter{iteration:02d}.json")
+
+
+def save_state(path, config, iteration, history):
+    """Write ``refine_iterNN.json``: settings, ``iter_count``, this iteration's losses and the history.
+
+    Parameters
+    ----------
+    path : str
+    config : RefineConfig
+        Resolved settings.
+    iteration : int
+        Iteration just finished (``iter_count``).
+    history : list of dict
+        One entry per finished iteration: ``iteration``, ``loss`` and ``val_loss``
+        (per epoch), ``noise_level``, ``seconds`` (``pairs``, ``training``, ``predicting``).
+    """
+    state = config.to_dict()
+    state["iter_count"] = int(iteration)
+    state["losses"] = list(history[-1]["loss"]) if history else []
+    state["val_losses"] = list(history[-1]["val_loss"]) if history else []
+    state["history"] = history
+    atomic_write_text(path, json.dumps(state, indent=4, sort_keys=True) + "\n")
+
+
+def load_state(path):
+    """Read ``refine_iterNN.json``; returns ``(config, iter_count, history)``."""
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+    except FileNotFoundError:
+        raise IsonetError(f"--continue_from {path}: file not found") from None
+    except (OSError, ValueError) as exc:
+        raise IsonetError(f"--continue_from {path}: not a readable refine JSON ({exc})") from None
+    if not isinstance(state, dict) or "iter_count" not in state:
+        raise IsonetError(f"--continue_from {path}: no 'iter_count' (expected a refine_iterNN.json)")
+    return RefineConfig.from_dict(state), int(state["iter_count"]), list(state.get("history", []))

@@ -1,0 +1,357 @@
+"""IsoNet 1's refine loop (spec §3.4.1) with in-memory pairs, per-subtomogram wedges and exact resume.
+
+Iteration ``it`` (1 .. iterations):
+
+1. draw the subtomograms used (all, or ``select_subtomo_number`` of them);
+2. load ``model_iter{it-1}.h5`` (iteration 1: a new network saved as
+   ``model_iter00.h5``, or ``--pretrained_model``) and write the predicted
+   subtomograms ``<root>_iter{it-1}.mrc`` (iteration 1: the wedge-filtered
+   originals, spec §3.4.3);
+3. train with a fresh Adam optimizer on pairs made from the originals and
+   those predictions (:mod:`isonet.refine.pairs`) -> ``model_iter{it}.h5``;
+4. write ``refine_iter{it}.json`` (all settings, losses, timings).
+
+After the last iteration the subtomograms are predicted once more
+(``<root>_iter{iterations}.mrc``) unless ``remove_intermediate``. Every random
+choice of iteration ``it`` derives from ``(seed, it)`` and every iteration
+starts from the saved model, so ``--continue_from`` reproduces an
+uninterrupted run.
+"""
+
+import logging
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from isonet.devices import import_tensorflow, select_strategy
+from isonet.errors import IsonetError, UsageError
+from isonet.io.mrc import read_volume, write_volume
+from isonet.io.star import SUBTOMO_REQUIRED, read_star, resolve_path, tilt_range
+from isonet.log import progress
+from isonet.normalize import normalize
+from isonet.preprocess.common import file_root, rename_aside
+from isonet.refine.config import iteration_json_path, load_state, save_state
+from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
+from isonet.refine.pairs import PairMaker, PairStream, dump_pairs
+from isonet.refine.wedge_ops import apply_wedge, wedge_masks
+
+log = logging.getLogger("isonet")
+
+_SALT_SUBSET, _SALT_TF = 11, 12
+
+
+def model_path(result_dir, iteration):
+    """``<result_dir>/model_iterNN.h5``."""
+    return os.path.join(result_dir, f"model_iter{iteration:02d}.h5")
+
+
+def prediction_path(result_dir, subtomo_path, iteration):
+    """``<result_dir>/<root>_iterNN.mrc`` (root = file name without its extension)."""
+    return os.path.join(result_dir, f"{file_root(subtomo_path)}_iter{iteration:02d}.mrc")
+
+
+class Subtomograms:
+    """Subtomogram files, tilt ranges and sizes from subtomo.star (crop and cube from the first row)."""
+
+    def __init__(self, star_file):
+        table = read_star(star_file, required=SUBTOMO_REQUIRED)
+        if len(table) == 0:
+            raise IsonetError(f"{star_file}: no subtomograms listed")
+        self.paths = [resolve_path(p, star_file) for p in table["rlnImageName"]]
+        self.tilt_ranges = [tilt_range(row) for _, row in table.iterrows()]
+        self.crop_size = int(table["rlnCropSize"].iloc[0])
+        self.cube_size = int(table["rlnCubeSize"].iloc[0])
+        roots = [file_root(p) for p in self.paths]
+        if len(set(roots)) != len(roots):
+            raise IsonetError(f"{star_file}: subtomogram file names must be unique (outputs are named after them)")
+        if not 0 < self.cube_size <= self.crop_size:
+            raise IsonetError(f"{star_file}: rlnCubeSize {self.cube_size} must be in 1..rlnCropSize "
+                              f"({self.crop_size})")
+
+    def __len__(self):
+        return len(self.paths)
+
+
+def _seed_for(seed, iteration, salt):
+    return int(np.random.default_rng([seed, iteration, salt]).integers(2 ** 31))
+
+
+def _keras():
+    import_tensorflow()
+    import keras
+    return keras
+
+
+def _with_policy(model, policy):
+    """Copy of ``model`` whose layers compute in ``policy`` (the last two, head and residual, stay float32)."""
+    keras = _keras()
+    keep = {layer.name for layer in model.layers[-2:]}
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer.name in keep else policy
+        return layer.__class__.from_config(config)
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def precision_policy(mixed_precision, on_gpu):
+    """Keras dtype policy for training: float32, or mixed_float16 (GPU) / mixed_bfloat16 (CPU)."""
+    if not mixed_precision:
+        return "float32"
+    return "mixed_float16" if on_gpu else "mixed_bfloat16"
+
+
+def _load(path, policy):
+    from isonet.network.unet import load_model
+    model = load_model(path)
+    return model if policy == "float32" else _with_policy(model, policy)
+
+
+def _save(model, path):
+    from isonet.network.unet import save_model
+    if model.layers[1].dtype_policy.name != "float32":
+        model = _with_policy(model, "float32")
+    save_model(model, path)
+
+
+def _size_multiple(model):
+    from isonet.network.unet import size_multiple
+    return size_multiple(model)
+
+
+def predict_subtomograms(model, paths, out_paths, batch_size, percentile=True, desc="predicting"):
+    """Predict whole subtomograms in batches (spec §3.4.9) and write them.
+
+    Each volume ``[z, y, x]`` is read, negated (density positive), normalised,
+    padded by reflection to a multiple of the network's size multiple,
+    predicted, cropped back, normalised again, negated and written with the
+    input's voxel size.
+    """
+    multiple = _size_multiple(model)
+    bar = progress(total=len(paths), desc=desc, unit="subtomo")
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        volumes = np.stack([normalize(-read_volume(p), percentile) for p in chunk])
+        shape = volumes.shape[1:]
+        pad = [(0, 0)] + [(0, -n % multiple) for n in shape]
+        batch = np.pad(volumes, pad, mode="reflect") if any(p[1] for p in pad) else volumes
+        output = np.asarray(model.predict(batch[..., None], batch_size=batch_size, verbose=0), np.float32)
+        output = output[:, :shape[0], :shape[1], :shape[2], 0]
+        for path, out_path, volume in zip(chunk, out_paths[start:start + batch_size], output):
+            write_volume(out_path, -normalize(volume, percentile), like=path)
+        bar.update(len(chunk))
+    bar.close()
+
+
+def write_wedge_filtered(paths, out_paths, tilt_ranges, percentile=True):
+    """Iteration-0 subtomograms (spec §3.4.3): ``-normalize(wedge(normalize(-s)))``."""
+    for path, out_path, tilts in zip(paths, out_paths, tilt_ranges):
+        volume = normalize(-read_volume(path), percentile)
+        filtered = apply_wedge(volume, wedge_masks(volume.shape, [tilts])[0])
+        write_volume(out_path, -normalize(filtered, percentile), like=path)
+
+
+class _StepTimer:
+    """Keras callback recording the wall time of every training step (data waiting included)."""
+
+    def __new__(cls):
+        keras = _keras()
+
+        class StepTimer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds = []
+                self._started = None
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self._started = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.seconds.append(time.perf_counter() - self._started)
+
+        return StepTimer()
+
+
+class _Pictures:
+    """Loss curves and before/after snapshots, if :mod:`isonet.evaluation.pictures` is available."""
+
+    def __init__(self):
+        self.warned = False
+
+    def __call__(self, function_name, *args, **kwargs):
+        try:
+            from isonet.evaluation import pictures
+            getattr(pictures, function_name)(*args, **kwargs)
+        except Exception as exc:  # pictures are a convenience: never stop training for them
+            if not self.warned:
+                log.warning("Pictures not written (%s: %s)", type(exc).__name__, exc)
+                self.warned = True
+
+
+def refine(config, continue_from=None, logical_cpus=0):
+    """Run IsoNet 1's refine (spec §1.6, §3.4).
+
+    Parameters
+    ----------
+    config : isonet.refine.config.RefineConfig
+        Settings; ``config.explicit`` names those given on the command line.
+    continue_from : str, optional
+        ``refine_iterNN.json`` of an earlier run: its settings are restored
+        (explicit values of ``config`` win) and the run continues at NN + 1.
+    logical_cpus : int
+        Without GPUs, split the CPU into this many devices (tests of the
+        multi-device path); must be set before TensorFlow initialises.
+
+    Returns
+    -------
+    list of dict
+        History: one entry per iteration (``iteration``, ``loss``, ``val_loss``,
+        ``noise_level``, ``seconds``).
+    """
+    history, start = [], 1
+    if continue_from is not None:
+        saved, iter_count, history = load_state(continue_from)
+        config = config.continued_from(saved)
+        start = iter_count + 1
+    if not config.subtomo_star:
+        raise UsageError("refine: SUBTOMO_STAR is required (or --continue_from a refine_iterNN.json)")
+    if config.noise_mode not in NOISE_MODES:
+        raise UsageError(f"--noise_mode: expected one of {', '.join(NOISE_MODES)}, got {config.noise_mode!r}")
+    schedule = noise_schedule(config.iterations, config.noise_level, config.noise_start_iter)
+    subtomos = Subtomograms(config.subtomo_star)
+    keras = _keras()
+    strategy, n_replicas = select_strategy(config.gpuID, logical_cpus=logical_cpus)
+    import tensorflow as tf
+    on_gpu = bool(tf.config.list_logical_devices("GPU"))
+    policy = precision_policy(config.mixed_precision, on_gpu)
+    config.resolve(len(subtomos), n_replicas)
+    if start > config.iterations:
+        raise UsageError(f"--iterations {config.iterations}: {continue_from} already finished iteration "
+                         f"{start - 1}; ask for more iterations to continue")
+    result_dir = config.result_dir
+    pretrained = config.pretrained_model if continue_from is None else None
+    if continue_from is None:
+        rename_aside(result_dir)
+        os.makedirs(result_dir)
+    elif not os.path.isfile(model_path(result_dir, start - 1)):
+        raise IsonetError(f"--continue_from: {model_path(result_dir, start - 1)} not found")
+    log.info("Refine: %d subtomograms (crop %d, cube %d), iterations %d..%d, batch %d, %d steps x %d epochs, "
+             "%d device(s), %s, seed %d", len(subtomos), subtomos.crop_size, subtomos.cube_size, start,
+             config.iterations, config.batch_size, config.steps_per_epoch, config.epochs, n_replicas, policy,
+             config.seed)
+    pictures = _Pictures()
+    n_used = config.select_subtomo_number or len(subtomos)
+    for iteration in range(start, config.iterations + 1):
+        log.info("Start iteration %d", iteration)
+        keras.utils.set_random_seed(_seed_for(config.seed, iteration, _SALT_TF))
+        used = np.sort(np.random.default_rng([config.seed, iteration, _SALT_SUBSET])
+                       .choice(len(subtomos), size=n_used, replace=False))
+        originals = [subtomos.paths[i] for i in used]
+        tilts = [subtomos.tilt_ranges[i] for i in used]
+        previous = [prediction_path(result_dir, p, iteration - 1) for p in originals]
+        seconds = {}
+
+        started = time.perf_counter()
+        with strategy.scope():
+            if iteration == 1 and pretrained is None:
+                from isonet.network.unet import build_unet
+                _save(build_unet(**config.network_options()), model_path(result_dir, 0))
+            elif pretrained is not None:
+                _save(_load(pretrained, "float32"), model_path(result_dir, iteration - 1))
+            model = _load(model_path(result_dir, iteration - 1), policy)
+        if subtomos.cube_size % _size_multiple(model):
+            raise IsonetError(f"{config.subtomo_star}: rlnCubeSize {subtomos.cube_size} must be a multiple of "
+                              f"{_size_multiple(model)} for this network")
+        if iteration == 1 and pretrained is None:
+            write_wedge_filtered(originals, previous, tilts, config.normalize_percentile)
+        else:
+            predict_subtomograms(model, originals, previous, config.batch_size, config.normalize_percentile,
+                                 desc=f"predicting iter{iteration - 1:02d}")
+        pretrained = None
+        seconds["predicting"] = time.perf_counter() - started
+
+        level = schedule[iteration]
+        log.info("Noise level: %g", level)
+        banks = None
+        if level > 1e-7:
+            banks = {r: NoiseBank(config.noise_dir, subtomos.cube_size, r, config.noise_mode, config.seed)
+                     for r in set(tilts)}
+        maker = PairMaker(originals, previous, tilts, subtomos.cube_size, level, banks,
+                          config.normalize_percentile, config.seed, iteration)
+        stream = PairStream(maker, n_replicas, config.batch_size, config.preprocessing_ncpus)
+        try:
+            if config.data_dir:
+                dump_pairs(maker, stream, os.path.join(config.data_dir, f"iter{iteration:02d}"))
+            started = time.perf_counter()
+            train, validation = stream.datasets()
+            seconds["validation_pairs"] = time.perf_counter() - started
+            log.info("Pairs: %d training, %d validation (made in memory)", stream.n_train, stream.n_test)
+            with strategy.scope():
+                model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                              loss="mae", metrics=["mse", "mae"])
+            timer = _StepTimer()
+            log.info("Start training")
+            started = time.perf_counter()
+            fitted = model.fit(train, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                               validation_data=validation,
+                               validation_steps=max(1, math.ceil(0.1 * config.steps_per_epoch)),
+                               shuffle=False, callbacks=[timer], verbose=1 if sys.stdout.isatty() else 2)
+            seconds["training"] = time.perf_counter() - started
+        finally:
+            stream.close()
+        seconds["pairs"] = maker.busy_seconds
+        seconds["step_median"] = float(np.median(timer.seconds)) if timer.seconds else 0.0
+        _save(model, model_path(result_dir, iteration))
+        if iteration == config.iterations and not config.remove_intermediate:
+            started = time.perf_counter()
+            predict_subtomograms(model, originals, [prediction_path(result_dir, p, iteration) for p in originals],
+                                 config.batch_size, config.normalize_percentile,
+                                 desc=f"predicting iter{iteration:02d}")
+            seconds["final_predicting"] = time.perf_counter() - started
+        entry = {"iteration": iteration, "loss": [float(v) for v in fitted.history["loss"]],
+                 "val_loss": [float(v) for v in fitted.history.get("val_loss", [])],
+                 "noise_level": level, "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+        history.append(entry)
+        save_state(iteration_json_path(result_dir, iteration), config, iteration, history)
+        log.info("Done iteration %d: loss %.4f, val_loss %.4f; seconds: pairs %.1f (threads), training %.1f, "
+                 "predicting %.1f, median step %.3f", iteration, entry["loss"][-1],
+                 entry["val_loss"][-1] if entry["val_loss"] else float("nan"), seconds["pairs"],
+                 seconds["training"], seconds["predicting"], seconds["step_median"])
+        if config.remove_intermediate:
+            for path in previous:
+                if os.path.exists(path):
+                    os.remove(path)  # our own intermediate output, removal asked for
+        changes = [h["iteration"] for a, h in zip(history, history[1:]) if h["noise_level"] != a["noise_level"]]
+        pictures("plot_loss_curves", history, os.path.join(result_dir, "loss.png"), noise_changes=changes)
+        _snapshot(pictures, model, originals[0], result_dir, iteration, config.normalize_percentile)
+        del model
+        keras.backend.clear_session()
+    log.info("Refine finished: %s", result_dir)
+    return history
+
+
+def _snapshot(pictures, model, path, result_dir, iteration, percentile):
+    """``snapshot_iterNN.png``: one subtomogram before and after the network of this iteration."""
+    try:
+        volume = normalize(-read_volume(path), percentile)
+        multiple = _size_multiple(model)
+        pad = [(0, -n % multiple) for n in volume.shape]
+        padded = np.pad(volume, pad, mode="reflect")
+        output = np.asarray(model.predict(padded[None, ..., None], verbose=0), np.float32)[0, ..., 0]
+        output = output[:volume.shape[0], :volume.shape[1], :volume.shape[2]]
+    except Exception as exc:  # a picture must never stop training
+        log.warning("Snapshot not made (%s)", exc)
+        return
+    pictures("save_snapshot", [volume, output], os.path.join(result_dir, f"snapshot_iter{iteration:02d}.png"),
+             labels=["subtomogram", f"iteration {iteration}"])

@@ -1,0 +1,236 @@
+"""Whole-tomogram prediction: overlap tiling, the predict function and the command (spec §1.7, §3.5)."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from conftest import run_cli
+from isonet.errors import IsonetError
+from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.star import read_star, write_star
+from isonet.normalize import normalize
+from isonet.predict.predict import normalize_in_place, predict_tomograms, tomogram_root
+from isonet.predict.tiling import (axis_weights, blend_margin, extract_tile, grid_shape, predict_tiled,
+                                   tile_positions, weight_sums)
+
+TILE_CASES = [(16, 24), (48, 64), (64, 80), (64, 96), (96, 128), (16, 17), (8, 40)]
+
+
+def _identity_model(path, depth=2):
+    """A tiny U-Net whose head is zero, hence exactly the identity (residual), saved to ``path``."""
+    from isonet.network.unet import build_unet, save_model
+    model = build_unet(unet_depth=depth, filter_base=4, convs_per_depth=2)
+    head = model.get_layer("head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    save_model(model, path)
+    return model
+
+
+def _project(tmp_path, shape=(20, 36, 28), deconv=False):
+    """A tomogram, its STAR file and an identity model in ``tmp_path``."""
+    volume = np.random.default_rng(7).normal(size=shape).astype(np.float32)
+    write_volume(tmp_path / "tomo.v1.mrc", volume, voxel_size=(4.5, 4.5, 4.5), origin=(10.0, -20.0, 30.0))
+    table = {"rlnIndex": [1, 2], "rlnMicrographName": ["tomo.v1.mrc", "absent.mrc"], "rlnPixelSize": [4.5, 4.5]}
+    if deconv:
+        write_volume(tmp_path / "tomo_deconv.mrc", 2 * volume, voxel_size=4.5)
+        table["rlnDeconvTomoName"] = ["tomo_deconv.mrc", None]
+    write_star(pd.DataFrame(table), tmp_path / "tomograms.star")
+    _identity_model(tmp_path / "identity.h5")
+    return volume
+
+
+@pytest.mark.parametrize("cube, crop", TILE_CASES)
+def test_identity_network_reproduces_input(cube, crop, rng):
+    for shape in [(37, 101, 83), (5, 7, 9)]:
+        volume = rng.normal(size=shape).astype(np.float32)
+        seen = []
+
+        def identity(tiles):
+            seen.append(tiles.shape)
+            return tiles.copy()
+
+        result = predict_tiled(volume, identity, cube, crop, batch_size=3)
+        assert result.dtype == np.float32 and result.shape == shape
+        np.testing.assert_allclose(result, volume, rtol=0, atol=1e-6 * np.abs(volume).max())
+        assert sum(s[0] for s in seen) == np.prod(grid_shape(shape, cube))
+        assert all(s[0] <= 3 and s[1:] == (crop,) * 3 for s in seen)
+
+
+def test_tiles_are_mirror_padded_windows(rng):
+    volume = rng.normal(size=(7, 20, 13)).astype(np.float32)
+    cube, crop = 8, 30  # the tile is larger than the volume: several reflections
+    before = (crop - cube) // 2
+    padded = np.pad(volume, [(before + 40, 40)] * 3, mode="symmetric")
+    for position in tile_positions(volume.shape, cube):
+        start = [i * cube + 40 for i in position]
+        expected = padded[tuple(slice(s, s + crop) for s in start)]
+        np.testing.assert_array_equal(extract_tile(volume, position, cube, crop), expected)
+
+
+def test_blending_weights():
+    assert blend_margin(64, 96) == 9  # IsoNet 1's edge with its defaults
+    assert blend_margin(48, 64) == 4 and blend_margin(16, 17) == 0
+    cube, margin = 16, 5
+    left, right = axis_weights(0, 3, cube, margin), axis_weights(1, 3, cube, margin)
+    assert left[0] == 1 and right[-1] < 1  # outer face of the first block is not ramped
+    overlap = left[-2 * margin:] + right[:2 * margin]  # the two ramps over the shared 2*margin voxels
+    np.testing.assert_allclose(overlap, 1, atol=1e-7)
+    for sums in weight_sums((37, 50, 16), cube, cube + 2 * margin + 6):
+        np.testing.assert_allclose(sums, 1, atol=1e-6)
+
+
+def _ramp_volume(shape):
+    z, y, x = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij")
+    return (0.05 * z + 0.02 * y + np.sin(x / 6.0) + 0.01 * x * z / shape[0]).astype(np.float32)
+
+
+def test_no_seams_with_a_smoothing_network():
+    """A 3x3x3 mean filter applied by tiles equals the filter applied to the whole volume."""
+    import keras
+    shape, cube, crop = (29, 45, 38), 16, 24
+    volume = _ramp_volume(shape)
+    model = keras.Sequential([keras.Input((None, None, None, 1)),
+                              keras.layers.Conv3D(1, 3, padding="same", use_bias=False,
+                                                  kernel_initializer=keras.initializers.Constant(1 / 27))])
+    tiled = predict_tiled(volume, lambda t: model.predict_on_batch(t[..., None])[..., 0], cube, crop, 4)
+    whole = ndimage.uniform_filter(volume, 3, mode="reflect")  # same mirroring as the tiles
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+    # no step at tile borders: the jumps across core borders are those of the whole-volume result
+    for axis in range(3):
+        borders = list(range(cube - 1, shape[axis] - 1, cube))
+        jumps = np.take(np.diff(tiled, axis=axis), borders, axis=axis)
+        np.testing.assert_allclose(jumps, np.take(np.diff(whole, axis=axis), borders, axis=axis), atol=2e-5)
+
+
+def test_normalize_in_place_matches_normalize(rng):
+    volume = rng.gamma(2.0, size=(12, 20, 16)).astype(np.float32)
+    for percentile in (True, False):
+        expected = normalize(volume, percentile=percentile)
+        np.testing.assert_allclose(normalize_in_place(volume.copy(), percentile), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_tomogram_root():
+    assert tomogram_root("a/b/tomo.v1.mrc") == "tomo.v1"
+    assert tomogram_root("tomo.rec") == "tomo"
+
+
+def test_predict_tomograms_star_header_and_deconv(tmp_path, monkeypatch):
+    volume = _project(tmp_path, deconv=True)
+    monkeypatch.chdir(tmp_path)
+    table = predict_tomograms("tomograms.star", "identity.h5", output_dir="out", cube_size=16, crop_size=20,
+                              tomo_idx=[1], batch_size=3)
+    output = os.path.join("out", "tomo_deconv_corrected.mrc")
+    assert table.loc[0, "rlnCorrectedTomoName"] == output
+    star = read_star("tomograms.star")
+    assert star["rlnCorrectedTomoName"].tolist() == [output, None]
+    assert star["rlnMicrographName"].tolist() == ["tomo.v1.mrc", "absent.mrc"]
+    corrected, header = read_volume(output, return_header=True)
+    assert header.voxel_size == (4.5, 4.5, 4.5) and header.dtype == np.float32
+    assert header.origin == read_header("tomo_deconv.mrc").origin
+    # identity network: -normalize(-x) of the deconvolved tomogram (normalised twice, a no-op the 2nd time)
+    np.testing.assert_allclose(corrected, -normalize(-2 * volume), atol=1e-5)
+    # the raw tomogram keeps its origin when predicted instead
+    predict_tomograms("tomograms.star", "identity.h5", output_dir="out", cube_size=16, crop_size=24,
+                      tomo_idx=[1], use_deconv_tomo=False, normalize_percentile=False)
+    raw_out, raw_header = read_volume(os.path.join("out", "tomo.v1_corrected.mrc"), return_header=True)
+    assert raw_header.origin == (10.0, -20.0, 30.0)
+    np.testing.assert_allclose(raw_out, -normalize(-volume, percentile=False), atol=1e-5)
+    np.testing.assert_array_equal(read_volume("tomo.v1.mrc"), volume)  # input untouched
+
+
+def test_mixed_precision_close_to_float32(tmp_path, monkeypatch):
+    from isonet.network.unet import build_unet, save_model
+    volume = _project(tmp_path)
+    model = build_unet(unet_depth=2, filter_base=4, convs_per_depth=2)
+    # larger kernels than the 0.02 initialisation: the network is clearly not the identity
+    model.set_weights([w * 15 if w.ndim == 5 else w for w in model.get_weights()])
+    save_model(model, tmp_path / "net.keras")
+    monkeypatch.chdir(tmp_path)
+    results = []
+    for mixed in (False, True):
+        predict_tomograms("tomograms.star", "net.keras", output_dir=f"out{mixed}", cube_size=16, crop_size=24,
+                          tomo_idx=[1], mixed_precision=mixed)
+        results.append(read_volume(f"out{mixed}/tomo.v1_corrected.mrc"))
+    assert np.abs(results[0] - -normalize(-volume)).mean() > 0.1  # the network changes the volume
+    assert np.abs(results[1] - results[0]).mean() < 0.02 * np.abs(results[0]).mean()
+
+
+def test_bad_inputs(tmp_path, monkeypatch):
+    _project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IsonetError, match="crop_size"):
+        predict_tomograms("tomograms.star", "identity.h5", cube_size=32, crop_size=32, tomo_idx=[1])
+    with pytest.raises(IsonetError, match="absent.mrc: tomogram not found"):
+        predict_tomograms("tomograms.star", "identity.h5", cube_size=16, crop_size=24)
+    (tmp_path / "bad.h5").write_bytes(b"\x89HDF garbage" * 50)
+    with pytest.raises(IsonetError, match="bad.h5"):
+        predict_tomograms("tomograms.star", "bad.h5", cube_size=16, crop_size=24, tomo_idx=[1])
+    write_star(pd.DataFrame({"rlnIndex": [1], "rlnPixelSize": [1.0]}), tmp_path / "nolabel.star")
+    with pytest.raises(IsonetError, match="rlnMicrographName"):
+        predict_tomograms("nolabel.star", "identity.h5")
+    with pytest.raises(IsonetError, match="tomo_idx"):
+        predict_tomograms("tomograms.star", "identity.h5", tomo_idx=[5])
+    assert not os.path.exists(tmp_path / "corrected_tomos")
+
+
+def test_snapshot(tmp_path, monkeypatch):
+    try:
+        from isonet.evaluation.pictures import save_snapshot  # noqa: F401
+    except ImportError:
+        pytest.skip("isonet.evaluation.pictures.save_snapshot is not available yet")
+    _project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    predict_tomograms("tomograms.star", "identity.h5", output_dir="out", cube_size=16, crop_size=24,
+                      tomo_idx=[1], snapshot=True)
+    with open("out/tomo.v1_snapshot.png", "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_end_to_end(tmp_path):
+    volume = _project(tmp_path, shape=(18, 40, 33))
+    result = run_cli("predict", "tomograms.star", "identity.h5", "--cube_size", 16, "--crop_size", 22,
+                     "--tomo_idx", 1, "--output_dir", "corrected", "--gpuID", -1, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "using 24" in result.stdout  # crop rounded up to a multiple of 2**depth
+    assert "tile/s" in result.stderr
+    corrected = read_volume(tmp_path / "corrected" / "tomo.v1_corrected.mrc")
+    np.testing.assert_allclose(corrected, -normalize(-volume), atol=1e-5)
+    assert read_star(tmp_path / "tomograms.star")["rlnCorrectedTomoName"][0] == "corrected/tomo.v1_corrected.mrc"
+    bad = run_cli("predict", "tomograms.star", "identity.h5", "--cube_size", 32, "--crop_size", 16, cwd=tmp_path)
+    assert bad.returncode == 2 and "--crop_size (16) must be larger than --cube_size (32)" in bad.stderr
+
+
+MIRRORED_SCRIPT = """
+import sys
+import numpy as np
+from isonet.devices import select_strategy
+from isonet.network.unet import load_model
+from isonet.predict.predict import network_function
+from isonet.predict.tiling import predict_tiled
+strategy, replicas = select_strategy([], logical_cpus=2)
+assert replicas == 2, replicas
+with strategy.scope():
+    model = load_model(sys.argv[1])
+volume = np.random.default_rng(3).normal(size=(20, 40, 24)).astype(np.float32)
+mirrored = predict_tiled(volume, network_function(model, replicas), 16, 24, batch_size=3)
+single = predict_tiled(volume, lambda t: model(t[..., None], training=False).numpy()[..., 0], 16, 24, 1)
+print("MAXDIFF", float(np.abs(mirrored - single).max()), float(np.abs(single - volume).max()))
+"""
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    """Batches (3 tiles, padded to 4) are shared by two devices and give the single-device result."""
+    import subprocess
+    import sys
+    from isonet.network.unet import build_unet, save_model
+    model = build_unet(unet_depth=2, filter_base=4, convs_per_depth=2)
+    model.set_weights([w * 15 if w.ndim == 5 else w for w in model.get_weights()])
+    save_model(model, tmp_path / "net.h5")
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path / "net.h5")], capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    mirrored_vs_single, change = map(float, done.stdout.split("MAXDIFF")[1].split())
+    assert mirrored_vs_single < 1e-4 and change > 1e-2

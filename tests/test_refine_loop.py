@@ -1,0 +1,170 @@
+"""Refine end to end on tiny data: CLI run, outputs, exact resume, model reload, several devices."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, run_cli
+from scipy.ndimage import gaussian_filter
+
+from isonet.io.mrc import read_volume, write_volume
+from isonet.io.star import read_star, set_column, write_star
+from isonet.normalize import normalize
+from isonet.prepare import prepare_subtomo_star
+from isonet.wedge import wedge_mask
+
+N_SUBTOMOS, CROP, CUBE = 4, 24, 16
+# Few steps: with IsoNet 1's Normal(0, 0.02) initialisation and BatchNorm moving statistics a tiny
+# network stays close to the identity at first, so the missing wedge fills slowly (see the wedge test).
+TINY = ["--epochs", 1, "--steps_per_epoch", 24, "--filter_base", 8, "--unet_depth", 2, "--learning_rate", 0.004,
+        "--preprocessing_ncpus", 2]
+
+
+def _make_subtomograms(folder):
+    """Blobby subtomograms with a ±60 or -45/55 missing wedge, dark on bright as in tomograms."""
+    rng = np.random.default_rng(0)
+    os.makedirs(os.path.join(folder, "subtomo"))
+    tilts = [(-60.0, 60.0), (-45.0, 55.0)] * (N_SUBTOMOS // 2)
+    for i, (low, high) in enumerate(tilts):
+        blobs = gaussian_filter((rng.random((CROP,) * 3) > 0.97).astype(np.float32), 1.5)
+        measured = np.fft.irfftn(np.fft.rfftn(blobs) * wedge_mask(blobs.shape, low, high, real=True),
+                                  s=blobs.shape, axes=(0, 1, 2))
+        write_volume(os.path.join(folder, "subtomo", f"sub_{i}.mrc"), -measured, voxel_size=10.0)
+    star = os.path.join(folder, "subtomo.star")
+    prepare_subtomo_star(os.path.join(folder, "subtomo"), star, cube_size=CUBE)
+    table = read_star(star)
+    set_column(table, "rlnTiltMin", [t[0] for t in tilts])
+    set_column(table, "rlnTiltMax", [t[1] for t in tilts])
+    write_star(table, star)
+    return star
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One CLI run of 2 iterations (noise from iteration 2), into an existing result_dir."""
+    folder = str(tmp_path_factory.mktemp("refine"))
+    _make_subtomograms(folder)
+    os.makedirs(os.path.join(folder, "results"))
+    open(os.path.join(folder, "results", "mine.txt"), "w").close()
+    result = run_cli("refine", "subtomo.star", "--iterations", 2, "--noise_level", 0.1, "--noise_start_iter", 2,
+                     "--seed", 7, "--data_dir", "data", *TINY, cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return folder, result
+
+
+def test_cli_run_writes_every_file(run):
+    folder, result = run
+    results = os.path.join(folder, "results")
+    assert os.path.isfile(os.path.join(folder, "results~", "mine.txt"))  # renamed aside, not deleted
+    names = set(os.listdir(results))
+    for it in range(3):
+        assert f"model_iter{it:02d}.h5" in names
+        assert {f"sub_{i}_iter{it:02d}.mrc" for i in range(N_SUBTOMOS)} <= names
+    with open(os.path.join(results, "refine_iter02.json")) as handle:
+        state = json.load(handle)
+    assert state["iter_count"] == 2 and state["seed"] == 7 and state["filter_base"] == 8
+    assert state["batch_size"] == 4 and state["noise_level"] == [0.1]
+    assert [h["noise_level"] for h in state["history"]] == [0.0, 0.1]
+    assert len(state["losses"]) == 1 and len(state["val_losses"]) == 1 and state["losses"][0] > 0
+    assert {"pairs", "training", "predicting"} <= set(state["history"][-1]["seconds"])
+    noise_folders = os.listdir(os.path.join(results, "training_noise"))
+    assert sorted(noise_folders) == ["noFilter_n16_tilt-45_55", "noFilter_n16_tilt-60_60"]
+    data = os.path.join(folder, "data", "iter02")
+    pairs = os.listdir(os.path.join(data, "train_y"))
+    assert len(pairs) + len(os.listdir(os.path.join(data, "test_y"))) == 20 * N_SUBTOMOS
+    assert read_volume(os.path.join(data, "train_y", pairs[0])).shape == (CUBE,) * 3
+    assert "Start iteration 2" in result.stdout and "Noise level: 0.1" in result.stdout
+
+
+def _missing_fraction(volume, tilts):
+    power = np.abs(np.fft.rfftn(volume - volume.mean())) ** 2
+    missing = np.broadcast_to(wedge_mask(volume.shape, *tilts, real=True) == 0, power.shape)
+    return power[missing].sum() / power.sum()
+
+
+def test_predictions_fill_the_missing_wedge(run):
+    folder, _ = run
+    for i, tilts in enumerate([(-60, 60), (-45, 55)]):
+        before = read_volume(os.path.join(folder, "results", f"sub_{i}_iter00.mrc"))
+        after = read_volume(os.path.join(folder, "results", f"sub_{i}_iter01.mrc"))
+        # before: zero up to rounding; after 24 tiny steps the network has put energy into the wedge
+        assert _missing_fraction(before, tilts) < 1e-12
+        assert _missing_fraction(after, tilts) > 1e-7
+
+
+def test_saved_model_reproduces_written_prediction(run):
+    from isonet.network.unet import load_model
+    folder, _ = run
+    model = load_model(os.path.join(folder, "results", "model_iter02.h5"))
+    volume = normalize(-read_volume(os.path.join(folder, "subtomo", "sub_0.mrc")))
+    output = np.asarray(model.predict(volume[None, ..., None], verbose=0))[0, ..., 0]
+    written = read_volume(os.path.join(folder, "results", "sub_0_iter02.mrc"))
+    assert np.allclose(-normalize(output), written, atol=1e-4)
+
+
+def test_continue_from_reproduces_iteration_two(run):
+    folder, _ = run
+    resumed = os.path.join(folder, "resumed")
+    os.makedirs(resumed)
+    for name in ("model_iter01.h5", "refine_iter01.json"):
+        shutil.copy(os.path.join(folder, "results", name), resumed)
+    result = run_cli("refine", "--continue_from", "resumed/refine_iter01.json", "--result_dir", "resumed",
+                     cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    states = []
+    for path in ("results", "resumed"):
+        with open(os.path.join(folder, path, "refine_iter02.json")) as handle:
+            states.append(json.load(handle))
+    assert states[1]["result_dir"] == "resumed" and states[1]["iterations"] == 2  # explicit value won
+    assert states[1]["losses"] == pytest.approx(states[0]["losses"], rel=1e-4)
+    assert states[1]["val_losses"] == pytest.approx(states[0]["val_losses"], rel=1e-4)
+    for i in range(N_SUBTOMOS):
+        a, b = (read_volume(os.path.join(folder, d, f"sub_{i}_iter02.mrc")) for d in ("results", "resumed"))
+        assert np.allclose(a, b, atol=1e-3)
+
+
+def test_loss_decreases_on_learnable_toy(tmp_path):
+    """Refine's pairs of one subtomogram, one batch, tiny network: the loss must go down."""
+    from isonet.refine.loop import _keras
+    from isonet.network.unet import build_unet
+    from isonet.refine.pairs import PairMaker
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    volume = gaussian_filter(rng.standard_normal((CROP,) * 3), 1.0).astype(np.float32)
+    write_volume(str(tmp_path / "s.mrc"), volume)
+    x, y = PairMaker([str(tmp_path / "s.mrc")] * 2, [str(tmp_path / "s.mrc")] * 2, [(-60.0, 60.0)] * 2,
+                     CUBE).pairs(0, [0, 5, 10, 17])
+    model = build_unet(unet_depth=2, filter_base=4, drop_out=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mae")
+    losses = [float(model.train_on_batch(x[..., None], y[..., None])) for _ in range(40)]
+    assert np.mean(losses[-5:]) < 0.7 * losses[0]
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    """Two logical CPU devices (set before TensorFlow starts, hence a subprocess); also --remove_intermediate."""
+    folder = str(tmp_path)
+    _make_subtomograms(folder)
+    script = (
+        "from isonet.log import setup_logging; setup_logging('info', None)\n"
+        "from isonet.refine.config import RefineConfig\n"
+        "from isonet.refine.loop import refine\n"
+        "config = RefineConfig.from_cli(dict(subtomo_star='subtomo.star', iterations=1, epochs=1, "
+        "steps_per_epoch=2, filter_base=4, unet_depth=2, seed=1, preprocessing_ncpus=2, gpuID=[], "
+        "select_subtomo_number=2, remove_intermediate=True))\n"
+        "history = refine(config, logical_cpus=2)\n"
+        "print('LOSS', history[-1]['loss'][-1])\n")
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
+                            timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Devices: /device:CPU:0, /device:CPU:1" in result.stdout
+    assert "Pairs: 34 training, 6 validation" in result.stdout  # 2 of 4 subtomograms; a share per device
+    loss = float(result.stdout.split("LOSS")[1].split()[0])
+    assert 0 < loss < 10
+    names = os.listdir(os.path.join(folder, "results"))
+    assert "model_iter01.h5" in names and not [n for n in names if n.endswith(".mrc")]  # intermediates removed
