@@ -12,7 +12,8 @@ from isonet.errors import IsonetError
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.star import read_star, write_star
 from isonet.normalize import normalize
-from isonet.predict.predict import normalize_in_place, predict_tomograms, tomogram_root
+from isonet.normalize import normalize_in_place
+from isonet.predict.predict import predict_tomograms, tomogram_root
 from isonet.predict.tiling import (axis_weights, blend_margin, extract_tile, grid_shape, predict_tiled,
                                    tile_positions, weight_sums)
 

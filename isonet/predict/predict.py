@@ -29,7 +29,7 @@ from isonet.errors import IsonetError
 from isonet.io.mrc import read_volume, write_volume
 from isonet.io.star import is_empty, read_star, resolve_path, select_rows, set_column, write_star
 from isonet.log import progress
-from isonet.normalize import PERCENTILES
+from isonet.normalize import normalize_in_place
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
 log = logging.getLogger("isonet")
@@ -46,31 +46,6 @@ TILES_ON_CPU = 1
 def default_batch_size(n_gpus):
     """Tiles per network call: 4 per GPU, or 1 on the CPU (``n_gpus == 0``)."""
     return TILES_PER_GPU * n_gpus if n_gpus else TILES_ON_CPU
-
-
-def normalize_in_place(volume, percentile=True):
-    """Normalise a float32 volume in place, as :func:`isonet.normalize.normalize` does.
-
-    Same formulas (4/96 percentiles to 0/1, or mean/std), without the
-    temporaries of the out-of-place version: a tomogram-sized copy would be
-    most of predict's memory. Returns ``volume``.
-    """
-    if percentile:
-        low, high = np.percentile(volume, PERCENTILES)
-        scale = high - low + 1e-20
-    else:
-        low = volume.mean(dtype=np.float64)
-        squares = sum(np.square(slab - low).sum() for slab in _slabs(volume))  # float64, slab by slab
-        scale = np.sqrt(squares / volume.size) + 1e-20
-    volume -= np.float32(low)
-    volume /= np.float32(scale)
-    return volume
-
-
-def _slabs(volume, voxels=2**24):
-    """Views of ``volume`` along axis 0 with about ``voxels`` voxels each."""
-    step = max(1, voxels // max(1, volume[0].size))
-    return (volume[i:i + step] for i in range(0, len(volume), step))
 
 
 def tomogram_root(path):
