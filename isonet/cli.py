@@ -21,7 +21,8 @@ import fire
 import isonet
 from isonet.errors import IsonetError, UsageError
 from isonet.log import setup_logging
-from isonet.params import parse_bool, parse_index_list, parse_number_tuple
+from isonet.params import (parse_bool, parse_choice, parse_gpu_ids, parse_index_list, parse_number_tuple,
+                           parse_optional_bool, parse_optional_number, parse_optional_text, parse_pool, require)
 
 log = logging.getLogger("isonet")
 
@@ -174,49 +175,35 @@ class Commands:
         mixed_precision : bool
             Train in float16 on GPUs (bfloat16 on the CPU), weights and output in float32 (default False).
         """
-        from isonet.params import parse_gpu_ids, parse_choice, require
         from isonet.refine.config import RefineConfig
         from isonet.refine.loop import refine
         from isonet.refine.noise import NOISE_MODES
 
-        def flag(value, name):
-            return None if value is None else parse_bool(value, name)
-
-        def text(value):
-            return None if value is None or str(value).strip() in ("", "None") else str(value)
-
-        if pool is not None and not isinstance(pool, bool) and str(pool).strip().lower() in ("false", "none", ""):
-            pool = False
-        if pool is True or (isinstance(pool, str) and pool.strip().lower() == "true"):
-            pool = (2, 2, 2)
-        elif pool is not None and pool is not False:
-            pool = parse_number_tuple(pool, "pool", kind=int)
-            pool = pool * 3 if len(pool) == 1 else pool
-            require(pool == (2, 2, 2), f"--pool: expected 2 (or True/False), got {pool}")
+        pool = parse_pool(pool)
         values = dict(
-            subtomo_star=text(subtomo_star), gpuID=parse_gpu_ids(gpuID), iterations=self._scalar(iterations, "iterations", int),
-            data_dir=text(data_dir), pretrained_model=text(pretrained_model), result_dir=text(result_dir),
-            remove_intermediate=flag(remove_intermediate, "remove_intermediate"),
-            select_subtomo_number=self._scalar(select_subtomo_number, "select_subtomo_number", int),
-            preprocessing_ncpus=self._scalar(preprocessing_ncpus, "preprocessing_ncpus", int),
-            epochs=self._scalar(epochs, "epochs", int), batch_size=self._scalar(batch_size, "batch_size", int),
-            steps_per_epoch=self._scalar(steps_per_epoch, "steps_per_epoch", int),
-            learning_rate=self._scalar(learning_rate, "learning_rate"),
+            subtomo_star=parse_optional_text(subtomo_star), gpuID=parse_gpu_ids(gpuID), iterations=parse_optional_number(iterations, "iterations", int),
+            data_dir=parse_optional_text(data_dir), pretrained_model=parse_optional_text(pretrained_model), result_dir=parse_optional_text(result_dir),
+            remove_intermediate=parse_optional_bool(remove_intermediate, "remove_intermediate"),
+            select_subtomo_number=parse_optional_number(select_subtomo_number, "select_subtomo_number", int),
+            preprocessing_ncpus=parse_optional_number(preprocessing_ncpus, "preprocessing_ncpus", int),
+            epochs=parse_optional_number(epochs, "epochs", int), batch_size=parse_optional_number(batch_size, "batch_size", int),
+            steps_per_epoch=parse_optional_number(steps_per_epoch, "steps_per_epoch", int),
+            learning_rate=parse_optional_number(learning_rate, "learning_rate"),
             noise_level=parse_number_tuple(noise_level, "noise_level"),
             noise_start_iter=parse_number_tuple(noise_start_iter, "noise_start_iter", kind=int),
             noise_mode=None if noise_mode is None else parse_choice(noise_mode, "noise_mode", NOISE_MODES),
-            noise_dir=text(noise_dir), drop_out=self._scalar(drop_out, "drop_out"),
-            convs_per_depth=self._scalar(convs_per_depth, "convs_per_depth", int),
+            noise_dir=parse_optional_text(noise_dir), drop_out=parse_optional_number(drop_out, "drop_out"),
+            convs_per_depth=parse_optional_number(convs_per_depth, "convs_per_depth", int),
             kernel=parse_number_tuple(kernel, "kernel", kind=int, length=3),
-            pool=None if pool is False else pool, unet_depth=self._scalar(unet_depth, "unet_depth", int),
-            filter_base=self._scalar(filter_base, "filter_base", int),
-            batch_normalization=flag(batch_normalization, "batch_normalization"),
-            normalize_percentile=flag(normalize_percentile, "normalize_percentile"),
-            seed=self._scalar(seed, "seed", int), mixed_precision=flag(mixed_precision, "mixed_precision"))
+            pool=None if pool is False else pool, unet_depth=parse_optional_number(unet_depth, "unet_depth", int),
+            filter_base=parse_optional_number(filter_base, "filter_base", int),
+            batch_normalization=parse_optional_bool(batch_normalization, "batch_normalization"),
+            normalize_percentile=parse_optional_bool(normalize_percentile, "normalize_percentile"),
+            seed=parse_optional_number(seed, "seed", int), mixed_precision=parse_optional_bool(mixed_precision, "mixed_precision"))
         config = RefineConfig.from_cli(values)
         if pool is False:
             config.explicit.add("pool")  # an explicit --pool False wins over --continue_from too
-        refine(config, continue_from=text(continue_from))
+        refine(config, continue_from=parse_optional_text(continue_from))
 
     def evaluate(self, candidate, ground_truth, tilt_min=-60.0, tilt_max=60.0, resolution=30.0, mask=None,
                  json=None, pixel_size=None, guard_band=5.0, cone_angle=30.0, low_resolution=None):
@@ -342,13 +329,6 @@ class Commands:
         save_snapshot([str(v) for v in volumes], str(out), labels=names)
         log.info("wrote %s", out)
 
-    @staticmethod
-    def _scalar(value, name, kind=float):
-        """One number from a raw fire value (``None`` or the text 'None' stay ``None``)."""
-        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-            return None
-        return parse_number_tuple(value, name, kind=kind, length=1)[0]
-
     def deconv(self, star_file, deconv_folder="./deconv", voltage=300.0, cs=2.7, snrfalloff=None,
                deconvstrength=None, highpassnyquist=0.02, chunk_size=None, overlap_rate=0.25, ncpu=4,
                tomo_idx=None):
@@ -385,13 +365,13 @@ class Commands:
         """
         from isonet.preprocess.deconv import deconv_tomograms
         deconv_tomograms(str(star_file), deconv_folder=str(deconv_folder),
-                         voltage=self._scalar(voltage, "voltage"), cs=self._scalar(cs, "cs"),
-                         snrfalloff=self._scalar(snrfalloff, "snrfalloff"),
-                         deconvstrength=self._scalar(deconvstrength, "deconvstrength"),
-                         highpassnyquist=self._scalar(highpassnyquist, "highpassnyquist"),
-                         chunk_size=self._scalar(chunk_size, "chunk_size", kind=int),
-                         overlap_rate=self._scalar(overlap_rate, "overlap_rate"),
-                         ncpu=self._scalar(ncpu, "ncpu", kind=int), tomo_idx=parse_index_list(tomo_idx))
+                         voltage=parse_optional_number(voltage, "voltage"), cs=parse_optional_number(cs, "cs"),
+                         snrfalloff=parse_optional_number(snrfalloff, "snrfalloff"),
+                         deconvstrength=parse_optional_number(deconvstrength, "deconvstrength"),
+                         highpassnyquist=parse_optional_number(highpassnyquist, "highpassnyquist"),
+                         chunk_size=parse_optional_number(chunk_size, "chunk_size", kind=int),
+                         overlap_rate=parse_optional_number(overlap_rate, "overlap_rate"),
+                         ncpu=parse_optional_number(ncpu, "ncpu", kind=int), tomo_idx=parse_index_list(tomo_idx))
 
     def make_mask(self, star_file, mask_folder="mask", patch_size=4, density_percentage=None, std_percentage=None,
                   use_deconv_tomo=True, z_crop=None, tomo_idx=None, mask_boundary=None):
@@ -425,11 +405,11 @@ class Commands:
         """
         from isonet.preprocess.mask import make_masks
         boundary = None if mask_boundary is None or str(mask_boundary).strip() in ("", "None") else str(mask_boundary)
-        make_masks(str(star_file), mask_folder=str(mask_folder), patch_size=self._scalar(patch_size, "patch_size", int),
-                   density_percentage=self._scalar(density_percentage, "density_percentage"),
-                   std_percentage=self._scalar(std_percentage, "std_percentage"),
+        make_masks(str(star_file), mask_folder=str(mask_folder), patch_size=parse_optional_number(patch_size, "patch_size", int),
+                   density_percentage=parse_optional_number(density_percentage, "density_percentage"),
+                   std_percentage=parse_optional_number(std_percentage, "std_percentage"),
                    use_deconv_tomo=parse_bool(use_deconv_tomo, "use_deconv_tomo"),
-                   z_crop=self._scalar(z_crop, "z_crop"), tomo_idx=parse_index_list(tomo_idx),
+                   z_crop=parse_optional_number(z_crop, "z_crop"), tomo_idx=parse_index_list(tomo_idx),
                    mask_boundary=boundary)
 
     def extract(self, star_file, subtomo_folder="subtomo", subtomo_star="subtomo.star", cube_size=64,
@@ -460,11 +440,11 @@ class Commands:
             gold-standard refinement.
         """
         from isonet.preprocess.extract import extract_subtomograms
-        cube = self._scalar(cube_size, "cube_size", int)
-        crop = self._scalar(crop_size, "crop_size", int)
+        cube = parse_optional_number(cube_size, "cube_size", int)
+        crop = parse_optional_number(crop_size, "crop_size", int)
         extract_subtomograms(str(star_file), subtomo_folder=str(subtomo_folder), subtomo_star=str(subtomo_star),
                              cube_size=cube, crop_size=crop,
-                             use_deconv_tomo=parse_bool(use_deconv_tomo, "use_deconv_tomo"), tomo_idx=parse_index_list(tomo_idx), seed=self._scalar(seed, "seed", int),
+                             use_deconv_tomo=parse_bool(use_deconv_tomo, "use_deconv_tomo"), tomo_idx=parse_index_list(tomo_idx), seed=parse_optional_number(seed, "seed", int),
                              split_halves=parse_bool(split_halves, "split_halves"))
 
     def resize(self, star_file, apix=15.0, out_folder="tomograms_resized", tomo_idx=None):
@@ -483,7 +463,7 @@ class Commands:
             rlnIndex values to resize, e.g. 1,3-5 (default all); the new STAR lists only these.
         """
         from isonet.preprocess.resize import resize_tomograms
-        resize_tomograms(str(star_file), apix=self._scalar(apix, "apix"), out_folder=str(out_folder),
+        resize_tomograms(str(star_file), apix=parse_optional_number(apix, "apix"), out_folder=str(out_folder),
                          tomo_idx=parse_index_list(tomo_idx))
 
     def simulate(self, out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, tilt_min=-60.0, tilt_max=60.0,
@@ -532,7 +512,6 @@ class Commands:
         seed : int
             Random seed; the same seed gives identical data.
         """
-        from isonet.params import parse_choice
         from isonet.simulate import run_simulation
         run_simulation(
             str(out_dir), n_tomos=parse_number_tuple(n_tomos, "n_tomos", int, 1)[0],
@@ -586,7 +565,6 @@ class Commands:
         snapshot : bool
             Also save <output_dir>/<root>_snapshot.png with central slices of the raw and corrected tomogram.
         """
-        from isonet.params import parse_gpu_ids, require
         from isonet.predict.predict import predict_tomograms
         cube = parse_number_tuple(cube_size, "cube_size", kind=int, length=1)[0]
         crop = parse_number_tuple(crop_size, "crop_size", kind=int, length=1)[0]

@@ -4,8 +4,10 @@ Progress bars (tqdm) go to stderr; when stderr is not a terminal (cluster
 jobs) they refresh rarely so that log files stay readable.
 """
 
+import contextlib
 import logging
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -56,3 +58,11 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("dynamic_ncols", interactive)
     kwargs.setdefault("file", sys.stderr)
     return tqdm(iterable, **kwargs)
+
+
+@contextlib.contextmanager
+def log_time(what):
+    """Log ``'<what>: done in N s'`` when the block finishes."""
+    start = time.perf_counter()
+    yield
+    logging.getLogger(LOGGER_NAME).info("%s: done in %.1f s", what, time.perf_counter() - start)

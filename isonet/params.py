@@ -104,6 +104,38 @@ def parse_number_tuple(value, name, kind=float, length=None):
     return numbers
 
 
+def parse_optional_number(value, name, kind=float):
+    """One number of type ``kind`` from a raw value; ``None`` and the text 'None' stay ``None``."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    return parse_number_tuple(value, name, kind=kind, length=1)[0]
+
+
+def parse_optional_text(value):
+    """Text, or ``None`` for ``None``, '' and the text 'None'."""
+    return None if value is None or str(value).strip() in ("", "None") else str(value)
+
+
+def parse_optional_bool(value, name):
+    """:func:`parse_bool`, but ``None`` stays ``None`` (meaning "not given")."""
+    return None if value is None else parse_bool(value, name)
+
+
+def parse_pool(value, name="pool"):
+    """U-Net pooling option: ``None`` (not given), ``False`` (strided convolutions) or ``(2, 2, 2)``.
+
+    Accepts True/False (also as text) and 2 or 2,2,2; other sizes are an error.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or str(value).strip().lower() in ("true", "false", "none", ""):
+        return (2, 2, 2) if str(value).strip().lower() == "true" else False
+    pool = parse_number_tuple(value, name, kind=int)
+    pool = pool * 3 if len(pool) == 1 else pool
+    require(pool == (2, 2, 2), f"--{name}: expected 2 (or True/False), got {value!r}")
+    return pool
+
+
 def parse_bool(value, name):
     """True/False from fire's bool or from text such as 'true', 'no', '1'."""
     if isinstance(value, bool):

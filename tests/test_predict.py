@@ -13,7 +13,7 @@ from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.star import read_star, write_star
 from isonet.normalize import normalize
 from isonet.normalize import normalize_in_place
-from isonet.predict.predict import predict_tomograms, tomogram_root
+from isonet.predict.predict import predict_tomograms
 from isonet.predict.tiling import (axis_weights, blend_margin, extract_tile, grid_shape, predict_tiled,
                                    tile_positions, weight_sums)
 
@@ -113,11 +113,6 @@ def test_normalize_in_place_matches_normalize(rng):
         np.testing.assert_allclose(normalize_in_place(volume.copy(), percentile), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_tomogram_root():
-    assert tomogram_root("a/b/tomo.v1.mrc") == "tomo.v1"
-    assert tomogram_root("tomo.rec") == "tomo"
-
-
 def test_predict_tomograms_star_header_and_deconv(tmp_path, monkeypatch):
     volume = _project(tmp_path, deconv=True)
     monkeypatch.chdir(tmp_path)
@@ -178,10 +173,6 @@ def test_bad_inputs(tmp_path, monkeypatch):
 
 
 def test_snapshot(tmp_path, monkeypatch):
-    try:
-        from isonet.evaluation.pictures import save_snapshot  # noqa: F401
-    except ImportError:
-        pytest.skip("isonet.evaluation.pictures.save_snapshot is not available yet")
     _project(tmp_path)
     monkeypatch.chdir(tmp_path)
     predict_tomograms("tomograms.star", "identity.h5", output_dir="out", cube_size=16, crop_size=24,

@@ -226,7 +226,7 @@ def with_dtype_policy(model, policy):
     Weights are copied; the output layer stays float32 so that the residual sum
     and the returned tiles are float32. Call inside the strategy scope.
     """
-    keras = _keras()
+    _keras()  # TensorFlow imported quietly before Keras builds anything
     config = model.get_config()
     output_layer = model.layers[-1].name
     for layer in config["layers"]:

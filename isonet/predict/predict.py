@@ -27,7 +27,8 @@ import numpy as np
 from isonet.devices import import_tensorflow, select_strategy
 from isonet.errors import IsonetError
 from isonet.io.mrc import read_volume, write_volume
-from isonet.io.star import is_empty, read_star, resolve_path, select_rows, set_column, write_star
+from isonet.io.paths import file_root, input_tomogram
+from isonet.io.star import read_star, select_rows, set_column, write_star
 from isonet.log import progress
 from isonet.normalize import normalize_in_place
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
@@ -46,21 +47,6 @@ TILES_ON_CPU = 1
 def default_batch_size(n_gpus):
     """Tiles per network call: 4 per GPU, or 1 on the CPU (``n_gpus == 0``)."""
     return TILES_PER_GPU * n_gpus if n_gpus else TILES_ON_CPU
-
-
-def tomogram_root(path):
-    """File name without folder and without its last extension (``a.b.mrc`` -> ``a.b``)."""
-    return os.path.splitext(os.path.basename(os.fspath(path)))[0]
-
-
-def source_tomogram(row, star_file, use_deconv_tomo=True):
-    """Path of the tomogram to predict for one STAR row (the deconvolved one if asked and listed)."""
-    value = row.get("rlnDeconvTomoName") if use_deconv_tomo else None
-    if is_empty(value):
-        value = row["rlnMicrographName"]
-    if is_empty(value):
-        raise IsonetError(f"{star_file}: rlnIndex {row['rlnIndex']} has no rlnMicrographName")
-    return resolve_path(value, star_file)
 
 
 def network_function(model, n_replicas=1):
@@ -111,7 +97,7 @@ def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, n
     volume *= -1
     normalize_in_place(volume, normalize_percentile)
     n_tiles = int(np.prod(grid_shape(volume.shape, cube_size)))
-    with progress(total=n_tiles, unit="tile", desc=tomogram_root(path)) as bar:
+    with progress(total=n_tiles, unit="tile", desc=file_root(path)) as bar:
         corrected = predict_tiled(volume, function, cube_size, crop_size, batch_size, progress=bar.update)
     del volume
     normalize_in_place(corrected, normalize_percentile)
@@ -182,7 +168,7 @@ def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=
     rows = select_rows(table, tomo_idx)
     sources = {}
     for label, row in rows.iterrows():
-        path = source_tomogram(row, star_file, use_deconv_tomo)
+        path = input_tomogram(row, star_file, use_deconv_tomo)
         if not os.path.isfile(path):
             raise IsonetError(f"{path}: tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
         sources[label] = path
@@ -199,7 +185,7 @@ def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=
     os.makedirs(output_dir, exist_ok=True)
 
     for label, source in sources.items():
-        root = tomogram_root(source)
+        root = file_root(source)
         output = os.path.join(output_dir, f"{root}_corrected.mrc")
         start = time.perf_counter()
         corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,

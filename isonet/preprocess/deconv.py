@@ -30,7 +30,8 @@ from isonet.io.mrc import read_volume, write_volume
 from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column,
                             write_star)
 from isonet.log import progress
-from isonet.preprocess.common import check_same_file, input_tomogram, log_time, make_folder
+from isonet.io.paths import check_same_file, input_tomogram, make_folder
+from isonet.log import log_time
 
 log = logging.getLogger("isonet")
 

@@ -19,7 +19,8 @@ from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, tilt_range,
                             write_star)
 from isonet.log import progress
-from isonet.preprocess.common import file_root, input_tomogram, log_time, rename_aside
+from isonet.io.paths import file_root, input_tomogram, rename_aside
+from isonet.log import log_time
 
 log = logging.getLogger("isonet")
 

@@ -17,7 +17,8 @@ from isonet.errors import IsonetError, UsageError
 from isonet.io.mrc import read_volume, write_volume
 from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, set_column, write_star
 from isonet.log import progress
-from isonet.preprocess.common import file_root, input_tomogram, log_time, make_folder
+from isonet.io.paths import file_root, input_tomogram, make_folder
+from isonet.log import log_time
 from isonet.preprocess.imod import read_boundary_points
 
 log = logging.getLogger("isonet")

@@ -32,7 +32,7 @@ from isonet.io.mrc import read_volume, write_volume
 from isonet.io.star import SUBTOMO_REQUIRED, read_star, resolve_path, tilt_range
 from isonet.log import progress
 from isonet.normalize import normalize
-from isonet.preprocess.common import file_root, rename_aside
+from isonet.io.paths import file_root, rename_aside
 from isonet.refine.config import iteration_json_path, load_state, save_state
 from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
 from isonet.refine.pairs import PairMaker, PairStream, dump_pairs

@@ -137,7 +137,7 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
         The tomograms.star table.
     """
     from isonet.prepare import prepare_star
-    from isonet.preprocess.common import rename_aside
+    from isonet.io.paths import rename_aside
 
     shape = tuple(int(n) for n in shape)
     if len(shape) != 3 or min(shape) < 8:

@@ -1,9 +1,7 @@
-"""Small helpers shared by the preprocessing commands (STAR rows, file names, folders, timing)."""
+"""File names and folders shared by the commands: STAR rows to tomogram paths, roots, renaming aside."""
 
-import contextlib
 import logging
 import os
-import time
 
 from isonet.errors import IsonetError
 from isonet.io.star import is_empty, resolve_path
@@ -74,11 +72,3 @@ def check_same_file(output_path, input_path, what):
     if os.path.exists(output_path) and os.path.samefile(output_path, input_path):
         raise IsonetError(f"{what}: output {output_path} would overwrite the input tomogram; "
                           "choose another output folder")
-
-
-@contextlib.contextmanager
-def log_time(what):
-    """Log ``'<what>: done in N s'`` when the block finishes."""
-    start = time.perf_counter()
-    yield
-    log.info("%s: done in %.1f s", what, time.perf_counter() - start)
