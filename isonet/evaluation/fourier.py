@@ -94,6 +94,22 @@ class FourierSamples:
         self.total = (-self.total[0], self.total[1], self.total[2])
 
 
+def checked_volumes(volume_a, volume_b, mask=None, what="volumes"):
+    """The two volumes (and the mask) as float32 arrays of one shape, or an IsonetError.
+
+    ``what`` names the pair in the error, e.g. ``"candidate and ground truth"``.
+    """
+    volume_a = np.asarray(volume_a, dtype=np.float32)
+    volume_b = np.asarray(volume_b, dtype=np.float32)
+    if volume_a.shape != volume_b.shape:
+        raise IsonetError(f"{what} differ in shape: {volume_a.shape} and {volume_b.shape}")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=np.float32)
+        if mask.shape != volume_a.shape:
+            raise IsonetError(f"mask shape {mask.shape} differs from the volumes' {volume_a.shape}")
+    return volume_a, volume_b, mask
+
+
 def _frequency_axes(shape):
     nz, ny, nx = shape
     return (np.fft.fftfreq(nz)[:, None, None], np.fft.fftfreq(ny)[None, :, None],

@@ -113,14 +113,7 @@ def fsc3d(volume_a, volume_b, pixel_size, mask=None, cone_angle=30.0, tilt_min=-
         ``crops``: the crop corners used (empty without cropping);
         ``sign_flipped``: whether B was multiplied by -1.
     """
-    volume_a = np.asarray(volume_a, dtype=np.float32)
-    volume_b = np.asarray(volume_b, dtype=np.float32)
-    if volume_a.shape != volume_b.shape:
-        raise IsonetError(f"volumes differ in shape: {volume_a.shape} and {volume_b.shape}")
-    if mask is not None:
-        mask = np.asarray(mask, dtype=np.float32)
-        if mask.shape != volume_a.shape:
-            raise IsonetError(f"mask shape {mask.shape} differs from the volumes' {volume_a.shape}")
+    volume_a, volume_b, mask = fourier.checked_volumes(volume_a, volume_b, mask)
     # Sign of the (masked) Pearson correlation of the whole volumes; one decision for every crop.
     weight = 1.0 if mask is None else mask
     flipped = bool(np.vdot(weight * (volume_a - volume_a.mean()), weight * (volume_b - volume_b.mean())) < 0)

@@ -62,14 +62,9 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
         per threshold; ``curves``: ``frequency_per_A`` and the FSC per axis;
         plus the parameters used.
     """
-    candidate = np.asarray(candidate, dtype=np.float32)
-    ground_truth = np.asarray(ground_truth, dtype=np.float32)
-    if candidate.shape != ground_truth.shape:
-        raise IsonetError(f"candidate and ground truth differ in shape: {candidate.shape} and {ground_truth.shape}")
+    candidate, ground_truth, mask = fourier.checked_volumes(candidate, ground_truth, mask,
+                                                            what="candidate and ground truth")
     if mask is not None:
-        mask = np.asarray(mask, dtype=np.float32)
-        if mask.shape != ground_truth.shape:
-            raise IsonetError(f"mask shape {mask.shape} differs from the volumes' {ground_truth.shape}")
         candidate, ground_truth = candidate * mask, ground_truth * mask
     samples = fourier.fourier_samples(ground_truth, candidate, tilt_min, tilt_max, guard_band)
     flipped = fourier.correlation(samples) < 0
