@@ -127,3 +127,11 @@ def test_reads_real_tomogram(real_data_dir):
     volume, header = read_volume(os.path.join(real_data_dir, "mt13pf_crop.mrc"), return_header=True)
     assert volume.shape == (36, 206, 94)
     assert header.voxel_size[0] == pytest.approx(10.52, abs=0.01)
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    path = tmp_path / "v.mrc"
+    write_volume(path, np.zeros((2, 2, 2), np.float32))
+    reference = tmp_path / "plain.txt"
+    reference.write_text("x")  # what open() gives under the current umask
+    assert (path.stat().st_mode & 0o777) == (reference.stat().st_mode & 0o777)
