@@ -120,11 +120,12 @@ def test_continue_from_reproduces_iteration_two(run):
         with open(os.path.join(folder, path, "refine_iter02.json")) as handle:
             states.append(json.load(handle))
     assert states[1]["result_dir"] == "resumed" and states[1]["iterations"] == 2  # explicit value won
-    assert states[1]["losses"] == pytest.approx(states[0]["losses"], rel=1e-4)
-    assert states[1]["val_losses"] == pytest.approx(states[0]["val_losses"], rel=1e-4)
+    # same numbers up to float32 rounding (a prediction graph that depends on earlier calls differs by ~1e-4)
+    assert states[1]["losses"] == pytest.approx(states[0]["losses"], rel=1e-6)
+    assert states[1]["val_losses"] == pytest.approx(states[0]["val_losses"], rel=1e-6)
     for i in range(N_SUBTOMOS):
         a, b = (read_volume(os.path.join(folder, d, f"sub_{i}_iter02.mrc")) for d in ("results", "resumed"))
-        assert np.allclose(a, b, atol=1e-3)
+        assert np.allclose(a, b, atol=1e-5)
 
 
 def test_loss_decreases_on_learnable_toy(tmp_path):
@@ -143,6 +144,56 @@ def test_loss_decreases_on_learnable_toy(tmp_path):
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mae")
     losses = [float(model.train_on_batch(x[..., None], y[..., None])) for _ in range(40)]
     assert np.mean(losses[-5:]) < 0.7 * losses[0]
+
+
+def _count_calls(model, method):
+    """Count the Python calls of ``model.<method>`` (train_step, predict_step): one per graph tracing."""
+    calls = []
+    original = getattr(model, method)
+
+    def counted(data):
+        calls.append(1)
+        return original(data)
+
+    setattr(model, method, counted)
+    return calls
+
+
+def test_restarted_model_trains_like_a_reloaded_one_without_retracing():
+    """Iteration 2 on the kept model (restored Adam, reseeded dropout) equals iteration 2 on a reloaded model."""
+    import tensorflow as tf
+    from isonet.network.unet import build_unet
+    from isonet.refine.loop import _keras, compile_for_training, restart_training, trace_predict_for_any_size
+    keras = _keras()
+    strategy = tf.distribute.get_strategy()
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 8, 1)).astype(np.float32)
+
+    def train(model):
+        model.fit(x, np.roll(x, 1, axis=1), batch_size=4, epochs=2, shuffle=False, verbose=0)
+
+    keras.utils.set_random_seed(0)
+    kept = build_unet(unet_depth=1, filter_base=4, drop_out=0.5)
+    fresh = compile_for_training(kept, strategy, 0.01)
+    trace_predict_for_any_size(kept, 1)
+    train_traces, predict_traces = _count_calls(kept, "train_step"), _count_calls(kept, "predict_step")
+    restart_training(kept, fresh, 5, 1)
+    train(kept)
+    reloaded = build_unet(unet_depth=1, filter_base=4, drop_out=0.5)
+    reloaded.set_weights(kept.get_weights())
+    traced_once = len(train_traces)
+    restart_training(kept, fresh, 5, 2)
+    assert int(kept.optimizer.iterations.numpy()) == 0
+    train(kept)
+    kept.predict(x[:3], verbose=0)
+    kept.predict(np.zeros((1, 12, 12, 12, 1), np.float32), verbose=0)
+    assert len(train_traces) == traced_once and not predict_traces
+
+    restart_training(reloaded, compile_for_training(reloaded, strategy, 0.01), 5, 2)
+    train(reloaded)
+    assert int(kept.optimizer.iterations.numpy()) == 4  # 2 epochs of 2 steps since the restart
+    for a, b in zip(kept.get_weights() + [v.numpy() for v in kept.optimizer.variables],
+                    reloaded.get_weights() + [v.numpy() for v in reloaded.optimizer.variables]):
+        assert np.array_equal(a, b)
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):

@@ -3,19 +3,24 @@
 Iteration ``it`` (1 .. iterations):
 
 1. draw the subtomograms used (all, or ``select_subtomo_number`` of them);
-2. load ``model_iter{it-1}.h5`` (iteration 1: a new network saved as
-   ``model_iter00.h5``, or ``--pretrained_model``) and write the predicted
-   subtomograms ``<root>_iter{it-1}.mrc`` (iteration 1: the wedge-filtered
-   originals, spec §3.4.3);
+2. write the subtomograms predicted by the network of iteration ``it-1``,
+   ``<root>_iter{it-1}.mrc`` (iteration 1: the wedge-filtered originals, spec
+   §3.4.3);
 3. train with a fresh Adam optimizer on pairs made from the originals and
    those predictions (:mod:`isonet.refine.pairs`) -> ``model_iter{it}.h5``;
 4. write ``refine_iter{it}.json`` (all settings, losses, timings).
 
 After the last iteration the subtomograms are predicted once more
-(``<root>_iter{iterations}.mrc``) unless ``remove_intermediate``. Every random
-choice of iteration ``it`` derives from ``(seed, it)`` and every iteration
-starts from the saved model, so ``--continue_from`` reproduces an
-uninterrupted run.
+(``<root>_iter{iterations}.mrc``) unless ``remove_intermediate``.
+
+The network is loaded once per run (``model_iter{start-1}.h5``; for a new run
+a new network saved as ``model_iter00.h5``, or ``--pretrained_model``) and
+compiled once: later iterations continue with the same model, whose weights
+are those just saved, and restart its optimizer in place (see
+:func:`restart_training`), so Keras traces its train, validation and predict
+functions once per run instead of once per iteration. Every random choice of
+iteration ``it`` derives from ``(seed, it)``, dropout masks included, so
+``--continue_from`` reproduces an uninterrupted run.
 """
 
 import logging
@@ -40,7 +45,7 @@ from isonet.refine.wedge_ops import apply_wedge, wedge_masks
 
 log = logging.getLogger("isonet")
 
-_SALT_SUBSET, _SALT_TF = 11, 12
+_SALT_SUBSET, _SALT_TF, _SALT_DROPOUT = 11, 12, 13
 
 
 def model_path(result_dir, iteration):
@@ -128,6 +133,90 @@ def _save(model, path):
 def _size_multiple(model):
     from isonet.network.unet import size_multiple
     return size_multiple(model)
+
+
+def compile_for_training(model, strategy, learning_rate):
+    """Compile ``model`` as IsoNet 1 does (Adam, MAE loss, MSE and MAE metrics) and build the optimizer.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The U-Net, built or loaded inside ``strategy.scope()``.
+    strategy : tf.distribute.Strategy
+        From :func:`isonet.devices.select_strategy`; the optimizer's variables are made in its scope.
+    learning_rate : float
+        Adam's learning rate.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The optimizer's variables as built (zero moments, iteration 0, the
+        learning rate; a loss scale under mixed_float16): the state of a fresh
+        optimizer, for :func:`restart_training`.
+    """
+    keras = _keras()
+    with strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mae",
+                      metrics=["mse", "mae"])
+        model.optimizer.build(model.trainable_variables)
+    return [variable.numpy() for variable in model.optimizer.variables]
+
+
+def _seed_generators(model):
+    """The random states of ``model``'s layers (Dropout's ``seed_generator``)."""
+    keras = _keras()
+    return [value for layer in model.layers for value in vars(layer).values()
+            if isinstance(value, keras.random.SeedGenerator)]
+
+
+def restart_training(model, fresh_optimizer, seed, iteration):
+    """Start iteration ``iteration`` of training ``model`` compiled by :func:`compile_for_training`.
+
+    IsoNet 1 compiles a new Adam every iteration; restoring the optimizer's
+    variables to ``fresh_optimizer`` gives the same state while keeping the
+    traced Keras functions (tracing again costs 10-25 s per iteration on a
+    CPU). The dropout layers' random states are set from ``(seed, iteration)``
+    so that a run resumed with ``--continue_from`` (a freshly loaded model)
+    draws the same masks as an uninterrupted one.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled by :func:`compile_for_training`; its weights are kept.
+    fresh_optimizer : list of numpy.ndarray
+        Returned by :func:`compile_for_training`.
+    seed, iteration : int
+        Run seed and iteration number (1-based).
+    """
+    for variable, value in zip(model.optimizer.variables, fresh_optimizer):
+        variable.assign(value)
+    generators = _seed_generators(model)
+    seeds = np.random.default_rng([seed, iteration, _SALT_DROPOUT]).integers(2 ** 31, size=len(generators))
+    for generator, layer_seed in zip(generators, seeds):
+        generator.state.assign(np.array([layer_seed, 0], dtype=generator.state.dtype))
+
+
+def trace_predict_for_any_size(model, n_replicas):
+    """Leave ``model.predict`` with one traced graph that every later input size reuses.
+
+    ``model.predict`` traces a graph for the first input shape and a generic
+    one when another shape comes. Graphs traced for fixed shapes round
+    differently, so predictions would depend on the sizes predicted earlier in
+    the process and a resumed run would not reproduce an uninterrupted one.
+    Two small inputs of different sizes here make the generic graph at once.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled model (see :func:`compile_for_training`).
+    n_replicas : int
+        Devices of the strategy: every device gets a non-empty share of the inputs.
+    """
+    multiple = _size_multiple(model)
+    for scale in (1, 2):
+        edge = scale * multiple
+        model.predict(np.zeros((scale * n_replicas, edge, edge, edge, 1), np.float32),
+                      batch_size=scale * n_replicas, verbose=0)
 
 
 def predict_subtomograms(model, paths, out_paths, batch_size, percentile=True, desc="predicting"):
@@ -252,6 +341,7 @@ def refine(config, continue_from=None, logical_cpus=0):
              config.seed)
     pictures = _Pictures()
     n_used = config.select_subtomo_number or len(subtomos)
+    model = None
     for iteration in range(start, config.iterations + 1):
         log.info("Start iteration %d", iteration)
         keras.utils.set_random_seed(_seed_for(config.seed, iteration, _SALT_TF))
@@ -263,16 +353,20 @@ def refine(config, continue_from=None, logical_cpus=0):
         seconds = {}
 
         started = time.perf_counter()
-        with strategy.scope():
-            if iteration == 1 and pretrained is None:
-                from isonet.network.unet import build_unet
-                _save(build_unet(**config.network_options()), model_path(result_dir, 0))
-            elif pretrained is not None:
-                _save(_load(pretrained, "float32"), model_path(result_dir, iteration - 1))
-            model = _load(model_path(result_dir, iteration - 1), policy)
-        if subtomos.cube_size % _size_multiple(model):
-            raise IsonetError(f"{config.subtomo_star}: rlnCubeSize {subtomos.cube_size} must be a multiple of "
-                              f"{_size_multiple(model)} for this network")
+        if model is None:
+            with strategy.scope():
+                if iteration == 1 and pretrained is None:
+                    from isonet.network.unet import build_unet
+                    _save(build_unet(**config.network_options()), model_path(result_dir, 0))
+                elif pretrained is not None:
+                    _save(_load(pretrained, "float32"), model_path(result_dir, iteration - 1))
+                model = _load(model_path(result_dir, iteration - 1), policy)
+            if subtomos.cube_size % _size_multiple(model):
+                raise IsonetError(f"{config.subtomo_star}: rlnCubeSize {subtomos.cube_size} must be a multiple "
+                                  f"of {_size_multiple(model)} for this network")
+            fresh_optimizer = compile_for_training(model, strategy, config.learning_rate)
+            trace_predict_for_any_size(model, n_replicas)
+        restart_training(model, fresh_optimizer, config.seed, iteration)
         if iteration == 1 and pretrained is None:
             write_wedge_filtered(originals, previous, tilts, config.normalize_percentile)
         else:
@@ -297,9 +391,6 @@ def refine(config, continue_from=None, logical_cpus=0):
             train, validation = stream.datasets()
             seconds["validation_pairs"] = time.perf_counter() - started
             log.info("Pairs: %d training, %d validation (made in memory)", stream.n_train, stream.n_test)
-            with strategy.scope():
-                model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                              loss="mae", metrics=["mse", "mae"])
             timer = _StepTimer()
             log.info("Start training")
             started = time.perf_counter()
@@ -335,8 +426,8 @@ def refine(config, continue_from=None, logical_cpus=0):
         changes = [h["iteration"] for a, h in zip(history, history[1:]) if h["noise_level"] != a["noise_level"]]
         pictures("plot_loss_curves", history, os.path.join(result_dir, "loss.png"), noise_changes=changes)
         _snapshot(pictures, model, originals[0], result_dir, iteration, config.normalize_percentile)
-        del model
-        keras.backend.clear_session()
+    del model
+    keras.backend.clear_session()  # frees the model and its traced functions for the caller
     log.info("Refine finished: %s", result_dir)
     return history
 
