@@ -219,3 +219,5 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert 0 < loss < 10
     names = os.listdir(os.path.join(folder, "results"))
     assert "model_iter01.h5" in names and not [n for n in names if n.endswith(".mrc")]  # intermediates removed
+    # the one-subtomogram snapshot is padded to a batch per device
+    assert "snapshot_iter01.png" in names and "Snapshot not made" not in result.stdout

@@ -219,24 +219,35 @@ def trace_predict_for_any_size(model, n_replicas):
                       batch_size=scale * n_replicas, verbose=0)
 
 
-def predict_subtomograms(model, paths, out_paths, batch_size, percentile=True, desc="predicting"):
+def predict_volumes(model, volumes, n_replicas=1):
+    """Network output for a batch of whole volumes, shape ``(B, z, y, x)`` -> same shape, float32.
+
+    Volumes are padded by reflection to the network's size multiple and the
+    batch is padded (with copies of its first volume) to a multiple of
+    ``n_replicas``, so that every device of a MirroredStrategy gets data.
+    """
+    multiple = _size_multiple(model)
+    count, shape = len(volumes), volumes.shape[1:]
+    pad = [(0, -count % n_replicas)] + [(0, -n % multiple) for n in shape]
+    batch = np.pad(volumes, pad[:1] + [(0, 0)] * 3, mode="edge") if pad[0][1] else volumes
+    if any(p[1] for p in pad[1:]):
+        batch = np.pad(batch, [(0, 0)] + pad[1:], mode="reflect")
+    output = np.asarray(model.predict(batch[..., None], batch_size=len(batch), verbose=0), np.float32)
+    return output[:count, :shape[0], :shape[1], :shape[2], 0]
+
+
+def predict_subtomograms(model, paths, out_paths, batch_size, percentile=True, desc="predicting", n_replicas=1):
     """Predict whole subtomograms in batches (spec §3.4.9) and write them.
 
     Each volume ``[z, y, x]`` is read, negated (density positive), normalised,
-    padded by reflection to a multiple of the network's size multiple,
-    predicted, cropped back, normalised again, negated and written with the
-    input's voxel size.
+    predicted (:func:`predict_volumes`), normalised again, negated and written
+    with the input's voxel size.
     """
-    multiple = _size_multiple(model)
     bar = progress(total=len(paths), desc=desc, unit="subtomo")
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         volumes = np.stack([normalize(-read_volume(p), percentile) for p in chunk])
-        shape = volumes.shape[1:]
-        pad = [(0, 0)] + [(0, -n % multiple) for n in shape]
-        batch = np.pad(volumes, pad, mode="reflect") if any(p[1] for p in pad) else volumes
-        output = np.asarray(model.predict(batch[..., None], batch_size=batch_size, verbose=0), np.float32)
-        output = output[:, :shape[0], :shape[1], :shape[2], 0]
+        output = predict_volumes(model, volumes, n_replicas)
         for path, out_path, volume in zip(chunk, out_paths[start:start + batch_size], output):
             write_volume(out_path, -normalize(volume, percentile), like=path)
         bar.update(len(chunk))
@@ -371,7 +382,7 @@ def refine(config, continue_from=None, logical_cpus=0):
             write_wedge_filtered(originals, previous, tilts, config.normalize_percentile)
         else:
             predict_subtomograms(model, originals, previous, config.batch_size, config.normalize_percentile,
-                                 desc=f"predicting iter{iteration - 1:02d}")
+                                 desc=f"predicting iter{iteration - 1:02d}", n_replicas=n_replicas)
         pretrained = None
         seconds["predicting"] = time.perf_counter() - started
 
@@ -408,7 +419,7 @@ def refine(config, continue_from=None, logical_cpus=0):
             started = time.perf_counter()
             predict_subtomograms(model, originals, [prediction_path(result_dir, p, iteration) for p in originals],
                                  config.batch_size, config.normalize_percentile,
-                                 desc=f"predicting iter{iteration:02d}")
+                                 desc=f"predicting iter{iteration:02d}", n_replicas=n_replicas)
             seconds["final_predicting"] = time.perf_counter() - started
         entry = {"iteration": iteration, "loss": [float(v) for v in fitted.history["loss"]],
                  "val_loss": [float(v) for v in fitted.history.get("val_loss", [])],
@@ -425,22 +436,18 @@ def refine(config, continue_from=None, logical_cpus=0):
                     os.remove(path)  # our own intermediate output, removal asked for
         changes = [h["iteration"] for a, h in zip(history, history[1:]) if h["noise_level"] != a["noise_level"]]
         pictures("plot_loss_curves", history, os.path.join(result_dir, "loss.png"), noise_changes=changes)
-        _snapshot(pictures, model, originals[0], result_dir, iteration, config.normalize_percentile)
+        _snapshot(pictures, model, originals[0], result_dir, iteration, config.normalize_percentile, n_replicas)
     del model
     keras.backend.clear_session()  # frees the model and its traced functions for the caller
     log.info("Refine finished: %s", result_dir)
     return history
 
 
-def _snapshot(pictures, model, path, result_dir, iteration, percentile):
+def _snapshot(pictures, model, path, result_dir, iteration, percentile, n_replicas):
     """``snapshot_iterNN.png``: one subtomogram before and after the network of this iteration."""
     try:
         volume = normalize(-read_volume(path), percentile)
-        multiple = _size_multiple(model)
-        pad = [(0, -n % multiple) for n in volume.shape]
-        padded = np.pad(volume, pad, mode="reflect")
-        output = np.asarray(model.predict(padded[None, ..., None], verbose=0), np.float32)[0, ..., 0]
-        output = output[:volume.shape[0], :volume.shape[1], :volume.shape[2]]
+        output = predict_volumes(model, volume[None], n_replicas)[0]
     except Exception as exc:  # a picture must never stop training
         log.warning("Snapshot not made (%s)", exc)
         return
