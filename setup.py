@@ -38,7 +38,6 @@ setup(
     scripts=["bin/isonet.py"],
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: Bio-Informatics",
     ],
 )
