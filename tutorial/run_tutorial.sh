@@ -5,7 +5,7 @@
 #
 # Usage: tutorial/run_tutorial.sh [WORK_DIR]      (default ./tutorial_run; any current folder)
 #
-# The settings below are sized for a laptop CPU (5-7 minutes on 2 cores). The
+# The settings below are sized for a laptop CPU (about 7 minutes on 2 cores). The
 # "GPU:" notes give the settings of a real run (see tutorial/README.md); edit the
 # variables, or export them before calling (e.g. ITERATIONS=30 tutorial/run_tutorial.sh).
 set -euo pipefail
@@ -36,13 +36,13 @@ CUBE_SIZE=${CUBE_SIZE:-32}               # GPU: 64
 CROP_SIZE=${CROP_SIZE:-48}               # GPU: 80 (cube + 16)
 # ---- refine -----------------------------------------------------------------------------------
 GPU_ID=${GPU_ID:-}                       # empty: all GPUs, else the CPU (with a warning); GPU: 0 or 0,1,...
-ITERATIONS=${ITERATIONS:-6}              # GPU: 30
+ITERATIONS=${ITERATIONS:-10}             # GPU: 30
 EPOCHS=${EPOCHS:-2}                      # GPU: 10
 STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-25}   # GPU: default (min(6 N / batch, 200))
 BATCH_SIZE=${BATCH_SIZE:-4}              # GPU: default (max(4, 2 x GPUs))
 FILTER_BASE=${FILTER_BASE:-8}            # GPU: 64 (the default)
 NOISE_LEVEL=${NOISE_LEVEL:-0.05}         # GPU: 0.05,0.1,0.15,0.2
-NOISE_START_ITER=${NOISE_START_ITER:-5}  # GPU: 11,16,21,26
+NOISE_START_ITER=${NOISE_START_ITER:-8}  # GPU: 11,16,21,26
 REFINE_SEED=${REFINE_SEED:-0}
 # ---- predict ----------------------------------------------------------------------------------
 PREDICT_CUBE=${PREDICT_CUBE:-48}         # GPU: 64
