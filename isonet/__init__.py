@@ -6,3 +6,8 @@ the tilt axis is Y).
 """
 
 __version__ = "0.1.0"
+
+from isonet.devices import set_cpu_defaults as _set_cpu_defaults
+
+# Before anything imports TensorFlow: oneDNN on by default (see isonet.devices).
+_set_cpu_defaults()

@@ -20,7 +20,8 @@ def check_installation():
     Returns
     -------
     dict
-        ``{'tensorflow': version, 'keras': version, 'gpus': n, 'output_shape': shape}``.
+        ``{'tensorflow', 'keras'`` (versions), ``'gpus'`` (count), ``'output_shape'``, ``'onednn'``
+        (bool), ``'cpu_features'`` (list of str)``}``.
 
     Raises
     ------
@@ -30,7 +31,7 @@ def check_installation():
     """
     from importlib.metadata import version
 
-    from isonet.devices import import_tensorflow
+    from isonet.devices import cpu_description, import_tensorflow, onednn_enabled
 
     tf = import_tensorflow()
     import keras
@@ -45,6 +46,12 @@ def check_installation():
     gpus = tf.config.list_physical_devices("GPU")
     log.info("TensorFlow sees %d CPU device(s) (%d cores) and %d GPU(s)%s", len(cpus), os.cpu_count() or 0,
              len(gpus), (": " + ", ".join(g.name for g in gpus)) if gpus else "")
+    cpu_name, features = cpu_description()
+    log.info("CPU: %s; features: %s; oneDNN %s (TF_ENABLE_ONEDNN_OPTS=%s)", cpu_name or "unknown",
+             ", ".join(features) or "none reported", "on" if onednn_enabled() else "OFF",
+             os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
+    if not onednn_enabled():
+        log.warning("oneDNN is off: CPU training is several times slower (unset TF_ENABLE_ONEDNN_OPTS or set it to 1)")
     if not gpus:
         log.warning("No GPU visible to TensorFlow: refine and predict will run on the CPU (slow)")
 
@@ -58,4 +65,4 @@ def check_installation():
     log.info("Conv3D forward pass on 16^3: OK (%.2f s)", seconds)
     log.info("isonet is ready")
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "gpus": len(gpus),
-            "output_shape": output.shape}
+            "output_shape": output.shape, "onednn": onednn_enabled(), "cpu_features": features}

@@ -3,6 +3,11 @@
 ``--gpuID`` selects GPUs by their CUDA index; several GPUs are used through
 ``tf.distribute.MirroredStrategy``. Without a GPU the work runs on the CPU
 with a warning. Import of TensorFlow is deferred to the call.
+
+:func:`set_cpu_defaults` runs when :mod:`isonet` is imported, before any
+TensorFlow import: TensorFlow's wheels enable oneDNN only on CPUs with
+AVX-512 features, and without it a training step on an AVX2 CPU is 5-6x
+slower (docs/benchmarks.md).
 """
 
 import logging
@@ -11,6 +16,56 @@ import os
 from isonet.errors import IsonetError
 
 log = logging.getLogger("isonet")
+
+#: Environment variable that switches TensorFlow's oneDNN CPU kernels on ("1") or off ("0").
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+#: CPU instruction-set flags worth reporting (Linux /proc/cpuinfo names).
+CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def set_cpu_defaults(environ=None):
+    """Turn TensorFlow's oneDNN CPU kernels on unless the user has chosen (``TF_ENABLE_ONEDNN_OPTS``).
+
+    Must run before TensorFlow is first imported; it has no effect afterwards.
+    The user's own setting, ``0`` included, is always kept.
+
+    Parameters
+    ----------
+    environ : dict, optional
+        Environment to update (``os.environ`` by default).
+
+    Returns
+    -------
+    bool
+        True if this call set the variable.
+    """
+    environ = os.environ if environ is None else environ
+    if ONEDNN_VARIABLE in environ:
+        return False
+    environ[ONEDNN_VARIABLE] = "1"
+    return True
+
+
+def onednn_enabled(environ=None):
+    """Whether oneDNN is on for this process, as TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS``."""
+    value = (os.environ if environ is None else environ).get(ONEDNN_VARIABLE, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def cpu_description(cpuinfo="/proc/cpuinfo"):
+    """``(model name, [reported features present])`` of this machine's CPU (empty where unknown)."""
+    name, flags = "", set()
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not name:
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return name, [feature for feature in CPU_FEATURES if feature in flags]
 
 
 def import_tensorflow(debug=False):

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+import isonet  # noqa: F401  (sets TensorFlow's CPU defaults before any test imports it)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_REAL = os.path.join(os.path.dirname(REPO), "shared", "data", "real")
 

@@ -159,3 +159,36 @@ def test_loads_isonet1_era_h5(tmp_path, rng):
     x = rng.normal(size=(1, 16, 16, 16, 1)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert network_depth(loaded) == 2
+
+
+def test_runtime_one_graph_per_shape_independent_of_history(rng):
+    """Network.predict traces each input shape once, and a result never depends on earlier calls."""
+    from isonet.network.runtime import Network
+    model = build_unet(unet_depth=2, filter_base=4, convs_per_depth=2)
+    cubes = rng.normal(size=(2, 16, 16, 16)).astype(np.float32)
+    odd = rng.normal(size=(1, 18, 24, 16)).astype(np.float32)  # z padded to 20 (multiple of 4)
+    network = Network(model)
+    first = network.predict(cubes)
+    network.predict(odd)
+    odd_result = network.predict(odd)
+    np.testing.assert_array_equal(network.predict(cubes), first)
+    assert sorted(network._graphs) == [(1, 20, 24, 16, 1), (2, 16, 16, 16, 1)]
+    assert all(graph.experimental_get_tracing_count() == 1 for graph in network._graphs.values())
+    other_order = Network(model)
+    other_order.predict(odd)
+    np.testing.assert_array_equal(other_order.predict(cubes), first)
+    padded = np.pad(odd, [(0, 0), (0, 2), (0, 0), (0, 0)], mode="reflect")
+    expected = model(padded[..., None], training=False).numpy()[:, :18, :, :, 0]
+    np.testing.assert_allclose(odd_result, expected, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(first, model(cubes[..., None], training=False).numpy()[..., 0],
+                               atol=1e-5 * np.abs(first).max())
+
+
+def test_with_precision_keeps_head_and_output_float32():
+    from isonet.network.runtime import with_precision
+    model = build_unet(unet_depth=1, filter_base=4, convs_per_depth=2)
+    assert with_precision(model, "float32") is model
+    mixed = with_precision(model, "mixed_bfloat16")
+    assert [layer.dtype_policy.name for layer in mixed.layers[-2:]] == ["float32", "float32"]
+    assert mixed.get_layer("down0_0_conv").dtype_policy.name == "mixed_bfloat16"
+    assert all(np.array_equal(a, b) for a, b in zip(mixed.get_weights(), model.get_weights()))

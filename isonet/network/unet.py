@@ -218,20 +218,3 @@ def load_model(path):
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise IsonetError(f"{path}: expected a network with one input and one output")
     return model
-
-
-def with_dtype_policy(model, policy):
-    """A copy of ``model`` computing under the Keras dtype ``policy`` (e.g. 'mixed_bfloat16').
-
-    Weights are copied; the output layer stays float32 so that the residual sum
-    and the returned tiles are float32. Call inside the strategy scope.
-    """
-    _keras()  # TensorFlow imported quietly before Keras builds anything
-    config = model.get_config()
-    output_layer = model.layers[-1].name
-    for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and layer["config"].get("name") != output_layer:
-            layer["config"]["dtype"] = policy
-    copy = model.__class__.from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy

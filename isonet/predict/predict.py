@@ -49,22 +49,6 @@ def default_batch_size(n_gpus):
     return TILES_PER_GPU * n_gpus if n_gpus else TILES_ON_CPU
 
 
-def network_function(model, n_replicas=1):
-    """Wrap a Keras model as ``f(tiles (b, c, c, c)) -> (b, c, c, c)`` float32.
-
-    Batches are padded to a multiple of ``n_replicas`` so that every device of a
-    MirroredStrategy gets tiles; the padding is dropped from the result.
-    """
-    def apply(tiles):
-        count = len(tiles)
-        spare = -count % n_replicas
-        if spare:
-            tiles = np.concatenate([tiles, np.repeat(tiles[:1], spare, axis=0)])
-        outputs = model.predict_on_batch(tiles[..., None])
-        return np.asarray(outputs, dtype=np.float32)[:count, ..., 0]
-    return apply
-
-
 def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, normalize_percentile=True):
     """Read one tomogram and correct it (steps 1-3 of the module description).
 
@@ -76,7 +60,8 @@ def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, n
     path : str
         MRC tomogram, indexed ``[z, y, x]``, dark protein on bright background.
     function : callable
-        Network on batches of tiles, see :func:`network_function`.
+        Network on batches of tiles ``(b, crop, crop, crop)`` -> same shape, e.g.
+        :meth:`isonet.network.runtime.Network.predict`.
     cube_size, crop_size : int
         Kept core and network tile edges in voxels (``crop_size > cube_size``).
     batch_size : int
@@ -105,23 +90,21 @@ def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, n
     return corrected, header
 
 
-def _load_network(model_path, strategy, mixed_precision, crop_size):
-    """Load the model in the strategy scope; returns (model, crop_size fitted to its depth)."""
-    from isonet.network.unet import load_model, network_depth, with_dtype_policy
+def _load_network(model_path, strategy, n_replicas, mixed_precision, crop_size):
+    """Load the model on the strategy's devices; returns (Network, crop_size fitted to its depth)."""
+    from isonet.network.runtime import Network, precision_policy
     tf = import_tensorflow()
-    with strategy.scope():
-        model = load_model(model_path)
-        if mixed_precision:
-            policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-            log.info("Mixed precision: %s", policy)
-            model = with_dtype_policy(model, policy)
-    multiple = 2 ** network_depth(model)
+    policy = precision_policy(mixed_precision, bool(tf.config.list_logical_devices("GPU")))
+    if mixed_precision:
+        log.info("Mixed precision: %s", policy)
+    network = Network.load(model_path, strategy, n_replicas, policy)
+    multiple = network.size_multiple
     if crop_size % multiple:
         fitted = round_up(crop_size, multiple)
         log.warning("--crop_size %d is not a multiple of %d (the network down-samples %d times): using %d",
-                    crop_size, multiple, network_depth(model), fitted)
+                    crop_size, multiple, int(np.log2(multiple)), fitted)
         crop_size = fitted
-    return model, crop_size
+    return network, crop_size
 
 
 def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=None, cube_size=64,
@@ -180,15 +163,14 @@ def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=
         batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
     if batch_size < 1:
         raise IsonetError(f"--batch_size must be >= 1, got {batch_size}")
-    network, crop_size = _load_network(model, strategy, mixed_precision, crop_size)
-    function = network_function(network, n_replicas)
+    network, crop_size = _load_network(model, strategy, n_replicas, mixed_precision, crop_size)
     os.makedirs(output_dir, exist_ok=True)
 
     for label, source in sources.items():
         root = file_root(source)
         output = os.path.join(output_dir, f"{root}_corrected.mrc")
         start = time.perf_counter()
-        corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,
+        corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
                                              normalize_percentile)
         seconds = time.perf_counter() - start
         write_volume(output, corrected, like=header)

@@ -25,11 +25,11 @@ edge where the network sees its own zero padding.
 
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from isonet.errors import IsonetError
+from isonet.prefetch import read_ahead
 
 #: Largest blending margin (voxels); IsoNet 1's fixed ``edge``.
 MAX_MARGIN = 9
@@ -213,21 +213,6 @@ def tile_batches(volume, cube, crop, batch_size):
         yield chunk, tiles
 
 
-def _read_ahead(iterator):
-    """Yield the items of ``iterator`` while a worker thread already makes the next one.
-
-    Cutting tiles (numpy) then overlaps the network (TensorFlow); both release the GIL.
-    """
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        pending = worker.submit(next, iterator, None)
-        while True:
-            item = pending.result()
-            if item is None:
-                return
-            pending = worker.submit(next, iterator, None)
-            yield item
-
-
 def predict_tiled(volume, function, cube, crop, batch_size=4, progress=None):
     """Apply a cube-to-cube ``function`` to a whole volume by overlapping tiles.
 
@@ -260,7 +245,7 @@ def predict_tiled(volume, function, cube, crop, batch_size=4, progress=None):
     if batch_size < 1:
         raise IsonetError(f"batch_size must be >= 1, got {batch_size}")
     accumulator = np.zeros(volume.shape, dtype=np.float32)
-    for positions, tiles in _read_ahead(tile_batches(volume, cube, crop, batch_size)):
+    for positions, tiles in read_ahead(tile_batches(volume, cube, crop, batch_size)):
         outputs = np.asarray(function(tiles))
         if outputs.shape != tiles.shape:
             raise IsonetError(f"the network returned tiles of shape {outputs.shape}, expected {tiles.shape}")

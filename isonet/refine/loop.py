@@ -17,8 +17,9 @@ The network is loaded once per run (``model_iter{start-1}.h5``; for a new run
 a new network saved as ``model_iter00.h5``, or ``--pretrained_model``) and
 compiled once: later iterations continue with the same model, whose weights
 are those just saved, and restart its optimizer in place (see
-:func:`restart_training`), so Keras traces its train, validation and predict
-functions once per run instead of once per iteration. Every random choice of
+:func:`restart_training`), so Keras traces its train and validation functions
+once per run instead of once per iteration. Subtomograms are predicted through
+:class:`isonet.network.runtime.Network` (one fixed-shape graph per input size). Every random choice of
 iteration ``it`` derives from ``(seed, it)``, dropout masks included, so
 ``--continue_from`` reproduces an uninterrupted run.
 """
@@ -28,14 +29,17 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from isonet.devices import import_tensorflow, select_strategy
+from isonet.network.runtime import Network, load, precision_policy, save
 from isonet.errors import IsonetError, UsageError
 from isonet.io.mrc import read_volume, write_volume
 from isonet.io.star import SUBTOMO_REQUIRED, read_star, resolve_path, tilt_range
 from isonet.log import progress
+from isonet.prefetch import read_ahead
 from isonet.normalize import normalize
 from isonet.io.paths import file_root, rename_aside
 from isonet.refine.config import iteration_json_path, load_state, save_state
@@ -88,51 +92,6 @@ def _keras():
     import_tensorflow()
     import keras
     return keras
-
-
-def _with_policy(model, policy):
-    """Copy of ``model`` whose layers compute in ``policy`` (the last two, head and residual, stay float32)."""
-    keras = _keras()
-    keep = {layer.name for layer in model.layers[-2:]}
-
-    def clone(layer):
-        config = layer.get_config()
-        config["dtype"] = "float32" if layer.name in keep else policy
-        return layer.__class__.from_config(config)
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        copy = keras.models.clone_model(model, clone_function=clone)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def precision_policy(mixed_precision, on_gpu):
-    """Keras dtype policy for training: float32, or mixed_float16 (GPU) / mixed_bfloat16 (CPU)."""
-    if not mixed_precision:
-        return "float32"
-    return "mixed_float16" if on_gpu else "mixed_bfloat16"
-
-
-def _load(path, policy):
-    from isonet.network.unet import load_model
-    model = load_model(path)
-    return model if policy == "float32" else _with_policy(model, policy)
-
-
-def _save(model, path):
-    from isonet.network.unet import save_model
-    if model.layers[1].dtype_policy.name != "float32":
-        model = _with_policy(model, "float32")
-    save_model(model, path)
-
-
-def _size_multiple(model):
-    from isonet.network.unet import size_multiple
-    return size_multiple(model)
 
 
 def compile_for_training(model, strategy, learning_rate):
@@ -196,61 +155,35 @@ def restart_training(model, fresh_optimizer, seed, iteration):
         generator.state.assign(np.array([layer_seed, 0], dtype=generator.state.dtype))
 
 
-def trace_predict_for_any_size(model, n_replicas):
-    """Leave ``model.predict`` with one traced graph that every later input size reuses.
-
-    ``model.predict`` traces a graph for the first input shape and a generic
-    one when another shape comes. Graphs traced for fixed shapes round
-    differently, so predictions would depend on the sizes predicted earlier in
-    the process and a resumed run would not reproduce an uninterrupted one.
-    Two small inputs of different sizes here make the generic graph at once.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Compiled model (see :func:`compile_for_training`).
-    n_replicas : int
-        Devices of the strategy: every device gets a non-empty share of the inputs.
-    """
-    multiple = _size_multiple(model)
-    for scale in (1, 2):
-        edge = scale * multiple
-        model.predict(np.zeros((scale * n_replicas, edge, edge, edge, 1), np.float32),
-                      batch_size=scale * n_replicas, verbose=0)
-
-
-def predict_volumes(model, volumes, n_replicas=1):
-    """Network output for a batch of whole volumes, shape ``(B, z, y, x)`` -> same shape, float32.
-
-    Volumes are padded by reflection to the network's size multiple and the
-    batch is padded (with copies of its first volume) to a multiple of
-    ``n_replicas``, so that every device of a MirroredStrategy gets data.
-    """
-    multiple = _size_multiple(model)
-    count, shape = len(volumes), volumes.shape[1:]
-    pad = [(0, -count % n_replicas)] + [(0, -n % multiple) for n in shape]
-    batch = np.pad(volumes, pad[:1] + [(0, 0)] * 3, mode="edge") if pad[0][1] else volumes
-    if any(p[1] for p in pad[1:]):
-        batch = np.pad(batch, [(0, 0)] + pad[1:], mode="reflect")
-    output = np.asarray(model.predict(batch[..., None], batch_size=len(batch), verbose=0), np.float32)
-    return output[:count, :shape[0], :shape[1], :shape[2], 0]
-
-
-def predict_subtomograms(model, paths, out_paths, batch_size, percentile=True, desc="predicting", n_replicas=1):
+def predict_subtomograms(network, paths, out_paths, batch_size, percentile=True, desc="predicting"):
     """Predict whole subtomograms in batches (spec §3.4.9) and write them.
 
     Each volume ``[z, y, x]`` is read, negated (density positive), normalised,
-    predicted (:func:`predict_volumes`), normalised again, negated and written
-    with the input's voxel size.
+    predicted by ``network`` (:class:`isonet.network.runtime.Network`),
+    normalised again, negated and written with the input's voxel size. Reading
+    the next batch and writing the last one happen in a worker thread while
+    the network runs.
     """
-    bar = progress(total=len(paths), desc=desc, unit="subtomo")
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        volumes = np.stack([normalize(-read_volume(p), percentile) for p in chunk])
-        output = predict_volumes(model, volumes, n_replicas)
-        for path, out_path, volume in zip(chunk, out_paths[start:start + batch_size], output):
+    def load(chunk):
+        return np.stack([normalize(-read_volume(p), percentile) for p in chunk])
+
+    def store(chunk, targets, output):
+        for path, out_path, volume in zip(chunk, targets, output):
             write_volume(out_path, -normalize(volume, percentile), like=path)
-        bar.update(len(chunk))
+
+    starts = range(0, len(paths), batch_size)
+    batches = ((paths[s:s + batch_size], out_paths[s:s + batch_size]) for s in starts)
+    bar = progress(total=len(paths), desc=desc, unit="subtomo")
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        writing = None
+        for (chunk, targets), volumes in read_ahead(((c, t), load(c)) for c, t in batches):
+            output = network.predict(volumes)
+            if writing is not None:
+                writing.result()
+            writing = worker.submit(store, chunk, targets, output)
+            bar.update(len(chunk))
+        if writing is not None:
+            writing.result()
     bar.close()
 
 
@@ -368,21 +301,21 @@ def refine(config, continue_from=None, logical_cpus=0):
             with strategy.scope():
                 if iteration == 1 and pretrained is None:
                     from isonet.network.unet import build_unet
-                    _save(build_unet(**config.network_options()), model_path(result_dir, 0))
+                    save(build_unet(**config.network_options()), model_path(result_dir, 0))
                 elif pretrained is not None:
-                    _save(_load(pretrained, "float32"), model_path(result_dir, iteration - 1))
-                model = _load(model_path(result_dir, iteration - 1), policy)
-            if subtomos.cube_size % _size_multiple(model):
+                    save(load(pretrained), model_path(result_dir, iteration - 1))
+                model = load(model_path(result_dir, iteration - 1), policy)
+            network = Network(model, strategy, n_replicas)
+            if subtomos.cube_size % network.size_multiple:
                 raise IsonetError(f"{config.subtomo_star}: rlnCubeSize {subtomos.cube_size} must be a multiple "
-                                  f"of {_size_multiple(model)} for this network")
+                                  f"of {network.size_multiple} for this network")
             fresh_optimizer = compile_for_training(model, strategy, config.learning_rate)
-            trace_predict_for_any_size(model, n_replicas)
         restart_training(model, fresh_optimizer, config.seed, iteration)
         if iteration == 1 and pretrained is None:
             write_wedge_filtered(originals, previous, tilts, config.normalize_percentile)
         else:
-            predict_subtomograms(model, originals, previous, config.batch_size, config.normalize_percentile,
-                                 desc=f"predicting iter{iteration - 1:02d}", n_replicas=n_replicas)
+            predict_subtomograms(network, originals, previous, config.batch_size, config.normalize_percentile,
+                                 desc=f"predicting iter{iteration - 1:02d}")
         pretrained = None
         seconds["predicting"] = time.perf_counter() - started
 
@@ -414,12 +347,12 @@ def refine(config, continue_from=None, logical_cpus=0):
             stream.close()
         seconds["pairs"] = maker.busy_seconds
         seconds["step_median"] = float(np.median(timer.seconds)) if timer.seconds else 0.0
-        _save(model, model_path(result_dir, iteration))
+        save(model, model_path(result_dir, iteration))
         if iteration == config.iterations and not config.remove_intermediate:
             started = time.perf_counter()
-            predict_subtomograms(model, originals, [prediction_path(result_dir, p, iteration) for p in originals],
+            predict_subtomograms(network, originals, [prediction_path(result_dir, p, iteration) for p in originals],
                                  config.batch_size, config.normalize_percentile,
-                                 desc=f"predicting iter{iteration:02d}", n_replicas=n_replicas)
+                                 desc=f"predicting iter{iteration:02d}")
             seconds["final_predicting"] = time.perf_counter() - started
         entry = {"iteration": iteration, "loss": [float(v) for v in fitted.history["loss"]],
                  "val_loss": [float(v) for v in fitted.history.get("val_loss", [])],
@@ -436,18 +369,18 @@ def refine(config, continue_from=None, logical_cpus=0):
                     os.remove(path)  # our own intermediate output, removal asked for
         changes = [h["iteration"] for a, h in zip(history, history[1:]) if h["noise_level"] != a["noise_level"]]
         pictures("plot_loss_curves", history, os.path.join(result_dir, "loss.png"), noise_changes=changes)
-        _snapshot(pictures, model, originals[0], result_dir, iteration, config.normalize_percentile, n_replicas)
-    del model
+        _snapshot(pictures, network, originals[0], result_dir, iteration, config.normalize_percentile)
+    del model, network
     keras.backend.clear_session()  # frees the model and its traced functions for the caller
     log.info("Refine finished: %s", result_dir)
     return history
 
 
-def _snapshot(pictures, model, path, result_dir, iteration, percentile, n_replicas):
+def _snapshot(pictures, network, path, result_dir, iteration, percentile):
     """``snapshot_iterNN.png``: one subtomogram before and after the network of this iteration."""
     try:
         volume = normalize(-read_volume(path), percentile)
-        output = predict_volumes(model, volume[None], n_replicas)[0]
+        output = network.predict(volume[None])[0]
     except Exception as exc:  # a picture must never stop training
         log.warning("Snapshot not made (%s)", exc)
         return
