@@ -1,26 +1,32 @@
-"""Speed and memory of ``predict`` (docs/benchmarks.md, section "Predict").
+"""Speed and memory of ``predict``, and the default tiling against IsoNet 1's (docs/benchmarks.md).
 
-Each case predicts one synthetic tomogram with default tiling (cube 64, crop 96,
-default batch size) in its own subprocess, so that the peak resident memory
-(VmHWM) is that case's alone, and reports:
+Each case predicts one synthetic tomogram in its own subprocess, so that the
+peak resident memory (VmHWM) is that case's alone, and reports:
 
-* voxels per second: tomogram voxels / wall time of ``predict_tomograms``
-  (reading, normalising, all tiles, writing);
+* voxels per second: tomogram voxels / wall time of the prediction (loading the
+  network, reading, normalising, all tiles, writing);
 * peak RSS, the RSS right after importing TensorFlow (baseline), and the peak
   as a multiple of the tomogram's float32 size (target: below 3.5).
 
-Cases (the CPU machine cannot run the full-size tomogram through a real network
-in minutes, so sizes differ per case, as printed):
+Cases (the CPU machine cannot run a full-size tomogram through the default
+network in minutes, so networks and sizes differ per case, as printed):
 
-* ``pipeline``: 300x1000x1000 through a 1x1x1 linear network, i.e. the memory
-  and overhead of reading, normalising, tiling, blending and writing at full size;
-* ``unet16`` / ``unet64``: the default U-Net with filter_base 16 / 64 on smaller
-  tomograms (speed, and the network's own memory).
+* ``pipeline``: 300x1000x1000 through a 1x1x1 linear network with the default
+  tiling: memory and overhead of reading, normalising, tiling, blending, writing;
+* ``isonet1-tiling`` / ``default-tiling``: the same 300x1000x1000 tomogram
+  through the same small U-Net (filter_base 4), with IsoNet 1's tiling (cores of
+  64 in tiles of 96) and with the default (cores of up to 84 fitted to the
+  tomogram, tiles of 96): the speed-up is their ratio (target >= 2);
+* ``unet16``: the default U-Net at filter_base 16 on a smaller tomogram (speed).
+
+Then the seam check: a 3x3x3 mean filter applied by the default tiling equals
+the filter applied to the whole volume. And a table of tile counts for common
+tomogram sizes (the speed-up is the ratio of tile counts: every tile costs the same).
 
 Usage::
 
-    python benchmarks/predict.py           # CPU-sized cases, a few minutes on 2 cores
-    python benchmarks/predict.py --full    # every case at 300x1000x1000 (for GPU machines)
+    python benchmarks/predict.py           # CPU-sized cases, about 10 minutes on 2 cores
+    python benchmarks/predict.py --full    # every network at 300x1000x1000 (for GPU machines)
 """
 
 import argparse
@@ -36,11 +42,15 @@ import time
 import numpy as np
 
 FULL_SHAPE = (300, 1000, 1000)
+ISONET1_TILING = {"cube": 64, "crop": 96, "fit_cores": False}
 CPU_CASES = [
     {"name": "pipeline", "network": "linear", "shape": FULL_SHAPE},
+    {"name": "isonet1-tiling", "network": 4, "shape": FULL_SHAPE, **ISONET1_TILING},
+    {"name": "default-tiling", "network": 4, "shape": FULL_SHAPE},
     {"name": "unet16", "network": 16, "shape": (128, 256, 256)},
-    {"name": "unet64", "network": 64, "shape": (64, 128, 128)},
 ]
+#: Tomogram sizes (z, y, x) for the tile-count table.
+COMMON_SHAPES = [(150, 512, 512), (200, 928, 928), (300, 1000, 1000), (300, 1024, 1440), (500, 2000, 2000)]
 
 
 def _peak_rss_bytes():
@@ -97,10 +107,15 @@ def run_case(case_json):
     from isonet.devices import import_tensorflow
     import_tensorflow()
     import keras  # noqa: F401  (counted in the baseline, as in any predict run)
-    from isonet.predict.predict import predict_tomograms
+    from isonet.io.mrc import write_volume
+    from isonet.network.runtime import Network
+    from isonet.predict.predict import DEFAULT_CROP, DEFAULT_CUBE, correct_tomogram
     baseline = _peak_rss_bytes()
     start = time.perf_counter()
-    predict_tomograms(case["star"], case["model"], output_dir=case["output_dir"])
+    network = Network.load(case["model"])
+    corrected, header = correct_tomogram(case["tomogram"], network.predict, case.get("cube", DEFAULT_CUBE),
+                                         case.get("crop", DEFAULT_CROP), 1, fit_cores=case.get("fit_cores", True))
+    write_volume(case["output"], corrected, like=header)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_rss": _peak_rss_bytes(), "baseline_rss": baseline}))
 
@@ -113,9 +128,6 @@ def main():
     if args.case:
         run_case(args.case)
         return
-    import pandas as pd
-
-    from isonet.io.star import write_star
     cases = [dict(case, shape=FULL_SHAPE) for case in CPU_CASES] if args.full else CPU_CASES
     rows = []
     with tempfile.TemporaryDirectory(prefix="isonet_bench_predict_") as work:
@@ -124,12 +136,10 @@ def main():
             tomogram = os.path.join(work, f"tomo_{'x'.join(map(str, shape))}.mrc")
             if not os.path.exists(tomogram):
                 make_tomogram(tomogram, shape)
-            star = os.path.join(work, f"{case['name']}.star")
-            write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": [tomogram], "rlnPixelSize": [10.0]}),
-                       star)
             model = os.path.join(work, f"{case['name']}.h5")
             make_network(model, case["network"])
-            child = json.dumps({"star": star, "model": model, "output_dir": os.path.join(work, case["name"])})
+            child = json.dumps(dict(case, tomogram=tomogram, model=model,
+                                    output=os.path.join(work, f"{case['name']}_corrected.mrc")))
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
             done = subprocess.run([sys.executable, __file__, "--case", child], capture_output=True, text=True,
                                   env=env)
@@ -140,19 +150,54 @@ def main():
             rows.append((case, shape, size, result))
             print(f"{case['name']}: {result}", file=sys.stderr, flush=True)
 
+    from isonet.predict.predict import DEFAULT_CROP, DEFAULT_CUBE
     import tensorflow as tf
     print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}, TensorFlow {tf.__version__}; "
-          "cube 64, crop 96, default batch size.\n")
-    print("| case | network | tomogram (z,y,x) | float32 size | wall time | voxels/s "
+          f"default tiling: cores of up to {DEFAULT_CUBE} fitted to the tomogram, tiles of {DEFAULT_CROP}; "
+          "1 tile per batch (the CPU default).\n")
+    print("| case | network | tiling (core/tile) | tomogram (z,y,x) | float32 size | wall time | voxels/s "
           "| peak RSS | baseline RSS | peak / tomogram | (peak - baseline) / tomogram |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    seconds = {}
     for case, shape, size, result in rows:
         network = "1x1x1 linear conv" if case["network"] == "linear" else f"U-Net filter_base {case['network']}"
-        print(f"| {case['name']} | {network} | {'x'.join(map(str, shape))} | {size / 2**30:.2f} GiB "
+        tiling = (f"{case['cube']}/{case['crop']} (IsoNet 1)" if "cube" in case
+                  else f"<={DEFAULT_CUBE} fitted/{DEFAULT_CROP}")
+        seconds[case["name"]] = result["seconds"]
+        print(f"| {case['name']} | {network} | {tiling} | {'x'.join(map(str, shape))} | {size / 2**30:.2f} GiB "
               f"| {result['seconds']:.1f} s | {np.prod(shape) / result['seconds']:.3g} "
               f"| {result['peak_rss'] / 2**30:.2f} GiB | {result['baseline_rss'] / 2**30:.2f} GiB "
               f"| {result['peak_rss'] / size:.2f} | {(result['peak_rss'] - result['baseline_rss']) / size:.2f} |")
+    if "isonet1-tiling" in seconds and "default-tiling" in seconds:
+        print(f"\nTiling speed-up (IsoNet 1 tiling time / default tiling time, same network and tomogram): "
+              f"{seconds['isonet1-tiling'] / seconds['default-tiling']:.2f}x")
+    seam = seam_check()
+    print(f"\nSeam check (3x3x3 mean filter by default tiles vs whole volume, max |difference|): "
+          f"{seam:.2e} ({'PASS' if seam < 2e-5 else 'FAIL'}, limit 2e-5)")
+    print("\n| tomogram (z,y,x) | tiles, IsoNet 1 64/96 | tiles, default | speed-up |")
+    print("|---|---|---|---|")
+    for shape in COMMON_SHAPES:
+        old, new = tile_count(shape, **ISONET1_TILING), tile_count(shape, DEFAULT_CUBE, DEFAULT_CROP)
+        print(f"| {'x'.join(map(str, shape))} | {old} | {new} | {old / new:.2f}x |")
+
+
+def tile_count(shape, cube, crop, fit_cores=True):
+    """Tiles the tiling cuts for a tomogram of ``shape`` (``crop`` does not change the count)."""
+    from isonet.predict.tiling import fitted_cores, grid_shape
+    cores = fitted_cores(shape, cube) if fit_cores else cube
+    return int(np.prod(grid_shape(shape, cores)))
+
+
+def seam_check(shape=(61, 203, 190)):
+    """Max difference between a 3x3x3 mean filter applied by default tiles and to the whole volume."""
+    from scipy import ndimage
+    from isonet.predict.predict import DEFAULT_CROP, DEFAULT_CUBE
+    from isonet.predict.tiling import predict_tiled
+    volume = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    tiled = predict_tiled(volume, lambda tiles: ndimage.uniform_filter(tiles, (1, 3, 3, 3), mode="constant"),
+                          DEFAULT_CUBE, DEFAULT_CROP, batch_size=2)
+    return float(np.abs(tiled - ndimage.uniform_filter(volume, 3, mode="reflect")).max())
 
 
 if __name__ == "__main__":

@@ -1,11 +1,19 @@
-"""Benchmark of refine: per-iteration time split and training-step overhead (docs/benchmarks.md, "Refine").
+"""Benchmark of refine: training step and in-loop prediction against bare TensorFlow (docs/benchmarks.md).
 
-For each case a refine iteration runs on synthetic subtomograms through
-:func:`isonet.refine.loop.refine` (pairs made in threads and streamed through
-tf.data), then the same network trains with a bare ``model.train_on_batch`` on
-one batch of the same pairs. Printed: seconds spent making pairs (thread time),
-training and predicting; median step time inside refine vs bare; and the
-speed of mixed_bfloat16 against float32 training on this CPU.
+For each case, one refine iteration (1 epoch, ``--pretrained_model`` so that
+the network predicts at both ends of the iteration) runs on synthetic
+subtomograms through :func:`isonet.refine.loop.refine`, in this process. Then,
+in the same process and on the same model:
+
+* bare train step: Keras's train function of the same compiled model on one
+  in-memory batch of the same pairs, repeated (no pair making, no data
+  pipeline); the median step time is compared with the median step inside
+  refine (pairs made in threads and streamed through tf.data, data waits
+  included). Target: ratio <= 1.15.
+* bare inference: the same traced forward pass on the same subtomograms,
+  already normalised in memory, in batches of the refine batch size; compared
+  with refine's final in-loop prediction (reading, normalising, predicting,
+  writing every subtomogram). Target: ratio <= 1.3.
 
 Usage: ``python benchmarks/refine.py [--quick]`` (``--quick``: only the small case).
 """
@@ -19,14 +27,15 @@ import time
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from isonet.io.mrc import write_volume
+from isonet.io.mrc import read_volume, write_volume
 from isonet.log import setup_logging
+from isonet.normalize import normalize
 from isonet.prepare import prepare_subtomo_star
 
 CASES = [
     # name, crop, cube, filter_base, subtomograms, steps
-    ("cube 32, filter_base 16", 48, 32, 16, 8, 12),
-    ("cube 64, default network (filter_base 64)", 96, 64, 64, 2, 3),
+    ("cube 32 (crop 48), filter_base 16", 48, 32, 16, 24, 40),
+    ("cube 64 (crop 96), filter_base 32", 96, 64, 32, 8, 8),
 ]
 
 
@@ -37,54 +46,81 @@ def make_subtomograms(folder, n, crop, seed=0):
     for i in range(n):
         volume = gaussian_filter((rng.random((crop,) * 3) > 0.97).astype(np.float32), 1.5)
         write_volume(os.path.join(sub, f"s{i:03d}.mrc"), -volume)
-    return sub
+    return [os.path.join(sub, f"s{i:03d}.mrc") for i in range(n)]
 
 
-def bare_steps(model_file, x, y, steps, policy="float32"):
-    """Median seconds of ``train_on_batch`` on one batch (first call, which traces, excluded)."""
-    import keras
-    from isonet.refine.loop import _load
-    model = _load(model_file, policy)
-    model.compile(optimizer=keras.optimizers.Adam(4e-4), loss="mae", metrics=["mse", "mae"])
-    model.train_on_batch(x, y)
-    times = []
-    for _ in range(steps):
-        started = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
+def _step_timer():
+    from isonet.refine.loop import _StepTimer
+    return _StepTimer()
+
+
+def bare_train_step(model_file, x, y, steps, learning_rate=4e-4):
+    """Median seconds of Keras's train function on one in-memory batch (first step, which traces, excluded)."""
+    import tensorflow as tf
+    from isonet.network.runtime import load
+    from isonet.refine.loop import compile_for_training
+    strategy = tf.distribute.get_strategy()
+    model = load(model_file)
+    compile_for_training(model, strategy, learning_rate)
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    timer = _step_timer()
+    model.fit(data, epochs=1, steps_per_epoch=steps + 1, callbacks=[timer], verbose=0)
+    return float(np.median(timer.seconds[1:]))
+
+
+def bare_inference(model_file, paths, batch_size):
+    """Seconds of the traced forward pass over ``paths`` (normalised in memory), after a warm-up batch."""
+    from isonet.network.runtime import Network
+    network = Network.load(model_file)
+    volumes = np.stack([normalize(-read_volume(p)) for p in paths])
+    batches = [volumes[s:s + batch_size] for s in range(0, len(volumes), batch_size)]
+    for batch in {len(b): b for b in batches}.values():
+        network.predict(batch)  # trace every batch shape once, as refine's earlier prediction did
+    started = time.perf_counter()
+    for batch in batches:
+        network.predict(batch)
+    return time.perf_counter() - started
 
 
 def run_case(name, crop, cube, filter_base, n, steps, workdir):
+    from isonet.network.runtime import save
+    from isonet.network.unet import build_unet
     from isonet.refine.config import RefineConfig
     from isonet.refine.loop import refine
     from isonet.refine.pairs import PairMaker
     folder = tempfile.mkdtemp(dir=workdir)
-    prepare_subtomo_star(make_subtomograms(folder, n, crop), os.path.join(folder, "subtomo.star"), cube_size=cube)
+    paths = make_subtomograms(folder, n, crop)
+    prepare_subtomo_star(os.path.join(folder, "subtomo"), os.path.join(folder, "subtomo.star"), cube_size=cube)
+    pretrained = os.path.join(folder, "start.h5")
+    save(build_unet(filter_base=filter_base), pretrained)
+    here = os.getcwd()
     os.chdir(folder)
-    config = RefineConfig.from_cli(dict(subtomo_star="subtomo.star", iterations=1, epochs=1, steps_per_epoch=steps,
-                                        filter_base=filter_base, seed=1, preprocessing_ncpus=os.cpu_count()))
-    started = time.perf_counter()
-    history = refine(config)
-    total = time.perf_counter() - started
-    seconds = history[-1]["seconds"]
-    paths = [os.path.join("subtomo", f"s{i:03d}.mrc") for i in range(2)]
-    previous = [os.path.join("results", f"s{i:03d}_iter00.mrc") for i in range(2)]
-    x, _ = PairMaker(paths, previous, [(-60.0, 60.0)] * 2, cube).pairs(0, [0, 1, 2, 3])
-    y = x.copy()
-    bare = bare_steps(os.path.join("results", "model_iter00.h5"), x[..., None], y[..., None], max(2, steps // 3))
+    try:
+        config = RefineConfig.from_cli(dict(subtomo_star="subtomo.star", iterations=1, epochs=1,
+                                            steps_per_epoch=steps, filter_base=filter_base, seed=1,
+                                            pretrained_model=pretrained, preprocessing_ncpus=os.cpu_count()))
+        started = time.perf_counter()
+        history = refine(config)
+        total = time.perf_counter() - started
+        seconds = history[-1]["seconds"]
+        previous = [os.path.join("results", f"s{i:03d}_iter00.mrc") for i in range(n)]
+        x, y = PairMaker(paths[:1], previous[:1], [(-60.0, 60.0)], cube).pairs(0, list(range(config.batch_size)))
+        bare_step = bare_train_step(os.path.join("results", "model_iter00.h5"), x[..., None], y[..., None], steps)
+        bare_predict = bare_inference(os.path.join("results", "model_iter01.h5"), paths, config.batch_size)
+    finally:
+        os.chdir(here)
     return dict(name=name, total=total, pairs=seconds["pairs"], training=seconds["training"],
-                validation_pairs=seconds["validation_pairs"], predicting=seconds["final_predicting"],
-                step=seconds["step_median"], bare=bare, subtomos=n, steps=steps)
+                predicting=seconds["final_predicting"], step=seconds["step_median"], bare_step=bare_step,
+                bare_predict=bare_predict, subtomos=n, steps=steps, batch=config.batch_size)
 
 
-def precision_case(workdir, steps=6):
-    """float32 vs mixed_bfloat16 train step, filter_base 16, cube 32, batch 4."""
-    from isonet.network.unet import build_unet, save_model
-    path = os.path.join(tempfile.mkdtemp(dir=workdir), "m.h5")
-    save_model(build_unet(filter_base=16), path)
-    x = np.random.default_rng(0).standard_normal((4, 32, 32, 32, 1)).astype(np.float32)
-    return {policy: bare_steps(path, x, x, steps, policy) for policy in ("float32", "mixed_bfloat16")}
+def cpu_line():
+    from isonet.devices import cpu_description, onednn_enabled
+    import tensorflow as tf
+    name, features = cpu_description()
+    return (f"CPU: {name or 'unknown'} ({os.cpu_count()} cores; {', '.join(features) or 'no features reported'}); "
+            f"oneDNN {'on' if onednn_enabled() else 'OFF'}; GPUs: {len(tf.config.list_physical_devices('GPU'))}; "
+            f"TensorFlow {tf.__version__}")
 
 
 def main():
@@ -93,27 +129,20 @@ def main():
     args = parser.parse_args()
     setup_logging("warning", None)
     workdir = tempfile.mkdtemp(prefix="isonet_bench_refine_")
-    here = os.getcwd()
     rows = []
     for case in CASES[:1] if args.quick else CASES:
         rows.append(run_case(*case, workdir))
-        os.chdir(here)
         print(f"done: {case[0]}", file=sys.stderr, flush=True)
-    precision = precision_case(workdir)
-    print("| case | subtomos | steps | iteration total (s) | pairs, thread time (s) | validation pairs "
-          "up front (s) | training (s) | predicting (s) | step in refine (s) | bare train_on_batch (s) "
-          "| overhead |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['name']} | {r['subtomos']} | {r['steps']} | {r['total']:.1f} | {r['pairs']:.1f} | "
-              f"{r['validation_pairs']:.1f} | {r['training']:.1f} | {r['predicting']:.1f} | {r['step']:.3f} | "
-              f"{r['bare']:.3f} | {100 * (r['step'] / r['bare'] - 1):+.0f} % |")
+    print(cpu_line())
     print()
-    print("| precision (filter_base 16, cube 32, batch 4, CPU) | train step (s) |")
-    print("|---|---|")
-    for policy, seconds in precision.items():
-        print(f"| {policy} | {seconds:.3f} |")
-    print(f"\nmixed_bfloat16 / float32 step time: {precision['mixed_bfloat16'] / precision['float32']:.2f}")
+    print("| case | subtomos | batch | steps | iteration (s) | pairs, thread time (s) | training (s) "
+          "| step in refine (s) | bare step (s) | step ratio | in-loop predict (s) | bare inference (s) "
+          "| predict ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['subtomos']} | {r['batch']} | {r['steps']} | {r['total']:.1f} | {r['pairs']:.1f} "
+              f"| {r['training']:.1f} | {r['step']:.3f} | {r['bare_step']:.3f} | {r['step'] / r['bare_step']:.2f} "
+              f"| {r['predicting']:.2f} | {r['bare_predict']:.2f} | {r['predicting'] / r['bare_predict']:.2f} |")
 
 
 if __name__ == "__main__":

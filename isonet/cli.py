@@ -531,7 +531,7 @@ class Commands:
             number_subtomos=parse_number_tuple(number_subtomos, "number_subtomos", int, 1)[0],
             seed=parse_number_tuple(seed, "seed", int, 1)[0])
 
-    def predict(self, star_file, model, output_dir="./corrected_tomos", gpuID=None, cube_size=64, crop_size=96,
+    def predict(self, star_file, model, output_dir="./corrected_tomos", gpuID=None, cube_size=84, crop_size=96,
                 use_deconv_tomo=True, batch_size=None, normalize_percentile=True, tomo_idx=None,
                 mixed_precision=False, snapshot=False):
         """Correct whole tomograms with a trained network (overlapping tiles, blended seamlessly).
@@ -548,7 +548,8 @@ class Commands:
             GPU ids to use, e.g. 0,1 (several GPUs share each batch); default all GPUs, -1 for the CPU.
             Without a GPU the CPU is used, with a warning.
         cube_size : int
-            Edge in voxels of the core kept from each tile.
+            Largest edge in voxels of the core kept from each tile; cores are fitted to the tomogram
+            (equal cores along each axis, at most this size). IsoNet 1 used 64.
         crop_size : int
             Edge of the tiles fed to the network (> cube_size; rounded up to a multiple of 2^depth
             of the network, 8 for the default network).

@@ -14,8 +14,8 @@ from isonet.io.star import read_star, write_star
 from isonet.normalize import normalize
 from isonet.normalize import normalize_in_place
 from isonet.predict.predict import predict_tomograms
-from isonet.predict.tiling import (axis_weights, blend_margin, extract_tile, grid_shape, predict_tiled,
-                                   tile_positions, weight_sums)
+from isonet.predict.tiling import (axis_weights, blend_margin, extract_tile, fitted_cores, grid_shape,
+                                   predict_tiled, tile_positions, weight_sums)
 
 TILE_CASES = [(16, 24), (48, 64), (64, 80), (64, 96), (96, 128), (16, 17), (8, 40)]
 
@@ -43,8 +43,9 @@ def _project(tmp_path, shape=(20, 36, 28), deconv=False):
     return volume
 
 
-@pytest.mark.parametrize("cube, crop", TILE_CASES)
-def test_identity_network_reproduces_input(cube, crop, rng):
+@pytest.mark.parametrize("fit_cores", [True, False])
+@pytest.mark.parametrize("cube, crop", TILE_CASES + [(84, 96), (80, 96)])
+def test_identity_network_reproduces_input(cube, crop, fit_cores, rng):
     for shape in [(37, 101, 83), (5, 7, 9)]:
         volume = rng.normal(size=shape).astype(np.float32)
         seen = []
@@ -53,11 +54,20 @@ def test_identity_network_reproduces_input(cube, crop, rng):
             seen.append(tiles.shape)
             return tiles.copy()
 
-        result = predict_tiled(volume, identity, cube, crop, batch_size=3)
+        result = predict_tiled(volume, identity, cube, crop, batch_size=3, fit_cores=fit_cores)
         assert result.dtype == np.float32 and result.shape == shape
         np.testing.assert_allclose(result, volume, rtol=0, atol=1e-6 * np.abs(volume).max())
         assert sum(s[0] for s in seen) == np.prod(grid_shape(shape, cube))
         assert all(s[0] <= 3 and s[1:] == (crop,) * 3 for s in seen)
+
+
+def test_fitted_cores_share_each_axis_evenly():
+    assert fitted_cores((300, 1000, 64), 84) == (75, 84, 64)
+    assert fitted_cores((37, 101, 83), 16) == (13, 15, 14)
+    for n in range(1, 300):
+        core = fitted_cores((n, n, n), 84)[0]
+        tiles = -(-n // core)
+        assert core <= 84 and tiles == -(-n // 84) and 0 <= tiles * core - n < tiles
 
 
 def test_tiles_are_mirror_padded_windows(rng):
@@ -88,7 +98,8 @@ def _ramp_volume(shape):
     return (0.05 * z + 0.02 * y + np.sin(x / 6.0) + 0.01 * x * z / shape[0]).astype(np.float32)
 
 
-def test_no_seams_with_a_smoothing_network():
+@pytest.mark.parametrize("fit_cores", [True, False])
+def test_no_seams_with_a_smoothing_network(fit_cores):
     """A 3x3x3 mean filter applied by tiles equals the filter applied to the whole volume."""
     import keras
     shape, cube, crop = (29, 45, 38), 16, 24
@@ -96,12 +107,14 @@ def test_no_seams_with_a_smoothing_network():
     model = keras.Sequential([keras.Input((None, None, None, 1)),
                               keras.layers.Conv3D(1, 3, padding="same", use_bias=False,
                                                   kernel_initializer=keras.initializers.Constant(1 / 27))])
-    tiled = predict_tiled(volume, lambda t: model.predict_on_batch(t[..., None])[..., 0], cube, crop, 4)
+    tiled = predict_tiled(volume, lambda t: model.predict_on_batch(t[..., None])[..., 0], cube, crop, 4,
+                          fit_cores=fit_cores)
     whole = ndimage.uniform_filter(volume, 3, mode="reflect")  # same mirroring as the tiles
     np.testing.assert_allclose(tiled, whole, atol=2e-5)
     # no step at tile borders: the jumps across core borders are those of the whole-volume result
     for axis in range(3):
-        borders = list(range(cube - 1, shape[axis] - 1, cube))
+        core = fitted_cores(shape, cube)[axis] if fit_cores else cube
+        borders = list(range(core - 1, shape[axis] - 1, core))
         jumps = np.take(np.diff(tiled, axis=axis), borders, axis=axis)
         np.testing.assert_allclose(jumps, np.take(np.diff(whole, axis=axis), borders, axis=axis), atol=2e-5)
 

@@ -37,6 +37,10 @@ log = logging.getLogger("isonet")
 
 #: Columns predict reads from the tomogram STAR file.
 PREDICT_REQUIRED = ("rlnIndex", "rlnMicrographName")
+#: Default largest core and tile edges (voxels): tiles of IsoNet 1's size (96, the same GPU memory), with cores
+#: of up to 84 fitted to the tomogram, i.e. at least 6 voxels of context per side; 2.2x fewer tiles than
+#: IsoNet 1's 64/96 for a 300x1000x1000 tomogram (docs/benchmarks.md).
+DEFAULT_CUBE, DEFAULT_CROP = 84, 96
 #: Tiles per batch and GPU when --batch_size is not given (IsoNet 1's default).
 TILES_PER_GPU = 4
 #: Tiles per batch on the CPU when --batch_size is not given: one tile per call is faster per
@@ -49,7 +53,8 @@ def default_batch_size(n_gpus):
     return TILES_PER_GPU * n_gpus if n_gpus else TILES_ON_CPU
 
 
-def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, normalize_percentile=True):
+def correct_tomogram(path, function, cube_size=DEFAULT_CUBE, crop_size=DEFAULT_CROP, batch_size=1,
+                     normalize_percentile=True, fit_cores=True):
     """Read one tomogram and correct it (steps 1-3 of the module description).
 
     The input is freed before the output is normalised, so that at most two
@@ -63,11 +68,14 @@ def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, n
         Network on batches of tiles ``(b, crop, crop, crop)`` -> same shape, e.g.
         :meth:`isonet.network.runtime.Network.predict`.
     cube_size, crop_size : int
-        Kept core and network tile edges in voxels (``crop_size > cube_size``).
+        Largest kept core and network tile edges in voxels (``crop_size > cube_size``).
     batch_size : int
         Tiles per network call.
     normalize_percentile : bool
         4/96-percentile normalisation (True) or mean/std, before and after the network.
+    fit_cores : bool
+        Cores fitted to the tomogram (:func:`isonet.predict.tiling.fitted_cores`); False for
+        IsoNet 1's grid of cores of exactly ``cube_size``.
 
     Returns
     -------
@@ -83,7 +91,8 @@ def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, n
     normalize_in_place(volume, normalize_percentile)
     n_tiles = int(np.prod(grid_shape(volume.shape, cube_size)))
     with progress(total=n_tiles, unit="tile", desc=file_root(path)) as bar:
-        corrected = predict_tiled(volume, function, cube_size, crop_size, batch_size, progress=bar.update)
+        corrected = predict_tiled(volume, function, cube_size, crop_size, batch_size, progress=bar.update,
+                                  fit_cores=fit_cores)
     del volume
     normalize_in_place(corrected, normalize_percentile)
     corrected *= -1
@@ -107,8 +116,8 @@ def _load_network(model_path, strategy, n_replicas, mixed_precision, crop_size):
     return network, crop_size
 
 
-def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=None, cube_size=64,
-                      crop_size=96, use_deconv_tomo=True, batch_size=None, normalize_percentile=True,
+def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=None, cube_size=DEFAULT_CUBE,
+                      crop_size=DEFAULT_CROP, use_deconv_tomo=True, batch_size=None, normalize_percentile=True,
                       tomo_idx=None, mixed_precision=False, snapshot=False):
     """Correct the tomograms of a STAR file with a trained network; update the STAR file.
 
@@ -124,7 +133,7 @@ def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=
     gpu_ids : list of int or None
         GPUs to use (None: all present; []: CPU). Several GPUs share each batch.
     cube_size : int
-        Edge of the core kept from each tile (voxels).
+        Largest edge of the core kept from each tile (voxels); cores are fitted to the tomogram.
     crop_size : int
         Edge of the tiles fed to the network (> cube_size); rounded up to a
         multiple of ``2**depth`` of the network, with a warning.

@@ -1,11 +1,18 @@
 """Overlap tiling of a whole tomogram for a cube-to-cube network (pure numpy).
 
 Volumes are indexed ``[z, y, x]``. A volume of any shape is covered by a grid of
-cores of edge ``cube`` at stride ``cube`` (the last core may stick out of the
-volume). Each core is fed to the network with ``context`` voxels of context
-around it: the network sees a tile of edge ``crop`` starting ``(crop - cube) // 2``
-voxels before the core, read with mirror (symmetric) padding where it leaves
-the volume, so that no copy of the padded volume is ever made.
+cores, ``core[a]`` voxels apart along axis ``a`` (the last core may stick out of
+the volume). Each core is fed to the network with context around it: the
+network sees a tile of edge ``crop`` starting ``(crop - core[a]) // 2`` voxels
+before the core, read with mirror (symmetric) padding where it leaves the
+volume, so that no copy of the padded volume is ever made.
+
+``cube`` (``--cube_size``) is the largest core. By default the cores are
+*fitted* to the volume (:func:`fitted_cores`): along an axis of ``n`` voxels
+the ``ceil(n / cube)`` cores needed anyway share ``n`` evenly, so the last core
+does not waste its tile on mirrored voxels and every core gets as much
+context as the tile allows (e.g. 1000 voxels with cube 84: 12 cores of 84;
+300 voxels: 4 cores of 75, 10 voxels of context on each side in a tile of 96).
 
 From each output tile the core grown by ``margin`` voxels on every side is kept
 and weighted by a separable linear ramp over the ``2 * margin`` voxels where
@@ -18,9 +25,9 @@ back the input to float32 rounding for any ``crop > cube`` and any shape.
 IsoNet 1 uses a fixed margin of 9, which leaves 7 voxels of context beyond the
 kept block with its defaults (64/96) and assembles wrong volumes when
 ``crop - cube < 18``. Here the margin adapts (:func:`blend_margin`): 9 with
-the defaults, and for tighter tiles the context ``(crop - cube) // 2`` is shared
-between blending and context, so that the kept block never touches the tile
-edge where the network sees its own zero padding.
+IsoNet 1's sizes, and for tighter tiles the context ``(crop - core) // 2`` is
+shared between blending and context, so that the kept block never touches
+the tile edge where the network sees its own zero padding.
 """
 
 import itertools
@@ -51,6 +58,25 @@ def blend_margin(cube, crop):
     return max(0, min(MAX_MARGIN, max(context - MIN_CONTEXT, context // 2), cube // 2))
 
 
+def per_axis(cube):
+    """``cube`` as a 3-tuple of ints (an int means the same core along every axis)."""
+    if isinstance(cube, (tuple, list, np.ndarray)):
+        return tuple(int(c) for c in cube)
+    return (int(cube),) * 3
+
+
+def fitted_cores(shape, cube):
+    """Per-axis cores no larger than ``cube`` that share each axis evenly.
+
+    Along an axis of ``n`` voxels: ``k = ceil(n / cube)`` cores (as many as
+    cores of ``cube`` would need) of ``ceil(n / k)`` voxels each.
+
+    >>> fitted_cores((300, 1000, 64), 84)
+    (75, 84, 64)
+    """
+    return tuple(math.ceil(n / math.ceil(n / c)) for n, c in zip(shape, per_axis(cube)))
+
+
 def check_tile_sizes(cube, crop):
     """Raise :class:`IsonetError` unless ``1 <= cube < crop``."""
     if not (isinstance(cube, (int, np.integer)) and isinstance(crop, (int, np.integer))):
@@ -65,12 +91,12 @@ def round_up(value, multiple):
 
 
 def grid_shape(shape, cube):
-    """Number of cores along each axis: ``ceil(n / cube)``."""
-    return tuple(math.ceil(n / cube) for n in shape)
+    """Number of cores along each axis: ``ceil(n / cube)`` (``cube``: int or per-axis cores)."""
+    return tuple(math.ceil(n / c) for n, c in zip(shape, per_axis(cube)))
 
 
 def tile_positions(shape, cube):
-    """Grid indices ``(iz, iy, ix)`` of every tile, Z-major (z slowest, x fastest)."""
+    """Grid indices ``(iz, iy, ix)`` of every tile, Z-major (z slowest, x fastest); ``cube`` as :func:`grid_shape`."""
     return list(itertools.product(*(range(t) for t in grid_shape(shape, cube))))
 
 
@@ -95,17 +121,18 @@ def extract_tile(volume, position, cube, crop):
     volume : ndarray, shape (nz, ny, nx)
     position : tuple of 3 int
         Grid index ``(iz, iy, ix)`` of the core.
-    cube, crop : int
-        Core and tile edges in voxels.
+    cube : int or tuple of 3 int
+        Core edge(s) in voxels.
+    crop : int
+        Tile edge in voxels.
 
     Returns
     -------
     ndarray, shape (crop, crop, crop), dtype of ``volume``
     """
-    before = (crop - cube) // 2
     box, folds = [], []
-    for i, n in zip(position, volume.shape):
-        index = mirror_indices(i * cube - before, crop, n)
+    for i, n, core in zip(position, volume.shape, per_axis(cube)):
+        index = mirror_indices(i * core - (crop - core) // 2, crop, n)
         if isinstance(index, slice):
             box.append(index)
             folds.append(slice(None))
@@ -121,7 +148,7 @@ def extract_tile(volume, position, cube, crop):
 
 
 def axis_weights(i, n_tiles, cube, margin):
-    """One-dimensional blending weights of the kept block of core ``i`` along one axis.
+    """One-dimensional blending weights of the kept block of core ``i`` along one axis (core edge ``cube``).
 
     The kept block spans ``[i*cube - margin, (i+1)*cube + margin)``. The weight
     rises as ``(k + 0.5) / (2 margin)`` over its first ``2 margin`` voxels and
@@ -148,6 +175,12 @@ def _kept_span(i, n, cube, margin):
     return first, max(first, 0), min(first + cube + 2 * margin, n)
 
 
+def _margins(cube, crop, margin):
+    """Per-axis blending margins: ``margin`` if given, else :func:`blend_margin` of each core."""
+    cores = per_axis(cube)
+    return cores, tuple(blend_margin(c, crop) if margin is None else int(margin) for c in cores)
+
+
 def add_tile(accumulator, tile, position, cube, crop, margin=None):
     """Add the weighted kept block of one output tile into ``accumulator`` (in place).
 
@@ -158,19 +191,21 @@ def add_tile(accumulator, tile, position, cube, crop, margin=None):
     tile : ndarray, shape (crop, crop, crop)
         Network output for the tile :func:`extract_tile` gave for ``position``.
     position : tuple of 3 int
-    cube, crop : int
+    cube : int or tuple of 3 int
+        Core edge(s).
+    crop : int
     margin : int, optional
-        Blending margin; :func:`blend_margin` by default.
+        Blending margin; :func:`blend_margin` of each axis's core by default.
     """
-    margin = blend_margin(cube, crop) if margin is None else margin
-    offset = (crop - cube) // 2 - margin  # first kept voxel of the tile
-    grid = grid_shape(accumulator.shape, cube)
+    cores, margins = _margins(cube, crop, margin)
+    grid = grid_shape(accumulator.shape, cores)
     target, source, weights = [], [], []
-    for i, n, n_tiles in zip(position, accumulator.shape, grid):
-        first, low, high = _kept_span(i, n, cube, margin)
+    for i, n, n_tiles, core, edge in zip(position, accumulator.shape, grid, cores, margins):
+        offset = (crop - core) // 2 - edge  # first kept voxel of the tile
+        first, low, high = _kept_span(i, n, core, edge)
         target.append(slice(low, high))
         source.append(slice(offset + low - first, offset + high - first))
-        weights.append(axis_weights(i, n_tiles, cube, margin)[low - first:high - first])
+        weights.append(axis_weights(i, n_tiles, core, edge)[low - first:high - first])
     block = tile[tuple(source)] * weights[0][:, None, None]
     block *= weights[1][None, :, None]
     block *= weights[2][None, None, :]
@@ -179,13 +214,13 @@ def add_tile(accumulator, tile, position, cube, crop, margin=None):
 
 def weight_sums(shape, cube, crop, margin=None):
     """Per-axis sums of the blending weights over all tiles (float64, each of length ``n``)."""
-    margin = blend_margin(cube, crop) if margin is None else margin
+    cores, margins = _margins(cube, crop, margin)
     sums = []
-    for n, n_tiles in zip(shape, grid_shape(shape, cube)):
+    for n, n_tiles, core, edge in zip(shape, grid_shape(shape, cores), cores, margins):
         total = np.zeros(n)
         for i in range(n_tiles):
-            first, low, high = _kept_span(i, n, cube, margin)
-            total[low:high] += axis_weights(i, n_tiles, cube, margin)[low - first:high - first]
+            first, low, high = _kept_span(i, n, core, edge)
+            total[low:high] += axis_weights(i, n_tiles, core, edge)[low - first:high - first]
         sums.append(total)
     return sums
 
@@ -213,7 +248,7 @@ def tile_batches(volume, cube, crop, batch_size):
         yield chunk, tiles
 
 
-def predict_tiled(volume, function, cube, crop, batch_size=4, progress=None):
+def predict_tiled(volume, function, cube, crop, batch_size=4, progress=None, fit_cores=True):
     """Apply a cube-to-cube ``function`` to a whole volume by overlapping tiles.
 
     Parameters
@@ -223,13 +258,16 @@ def predict_tiled(volume, function, cube, crop, batch_size=4, progress=None):
     function : callable
         Maps a float32 batch ``(b, crop, crop, crop)`` to an array of the same shape.
     cube : int
-        Core edge; cores tile the volume at this stride.
+        Largest core edge; cores tile the volume at (about) this stride.
     crop : int
         Tile edge fed to ``function`` (> ``cube``).
     batch_size : int
         Tiles per call of ``function``.
     progress : callable, optional
         Called with the number of tiles done after each batch (e.g. ``tqdm.update``).
+    fit_cores : bool
+        Share each axis evenly between its cores (:func:`fitted_cores`); False
+        keeps cores of exactly ``cube`` (IsoNet 1's grid).
 
     Returns
     -------
@@ -244,13 +282,14 @@ def predict_tiled(volume, function, cube, crop, batch_size=4, progress=None):
     check_tile_sizes(cube, crop)
     if batch_size < 1:
         raise IsonetError(f"batch_size must be >= 1, got {batch_size}")
+    cores = fitted_cores(volume.shape, cube) if fit_cores else per_axis(cube)
     accumulator = np.zeros(volume.shape, dtype=np.float32)
-    for positions, tiles in read_ahead(tile_batches(volume, cube, crop, batch_size)):
+    for positions, tiles in read_ahead(tile_batches(volume, cores, crop, batch_size)):
         outputs = np.asarray(function(tiles))
         if outputs.shape != tiles.shape:
             raise IsonetError(f"the network returned tiles of shape {outputs.shape}, expected {tiles.shape}")
         for position, tile in zip(positions, outputs):
-            add_tile(accumulator, tile, position, cube, crop)
+            add_tile(accumulator, tile, position, cores, crop)
         if progress is not None:
             progress(len(positions))
-    return finish(accumulator, cube, crop)
+    return finish(accumulator, cores, crop)
