@@ -31,7 +31,7 @@ def check_installation():
     """
     from importlib.metadata import version
 
-    from isonet.devices import cpu_description, import_tensorflow, onednn_enabled
+    from isonet.devices import available_cpus, cpu_description, import_tensorflow, onednn_enabled
 
     tf = import_tensorflow()
     import keras
@@ -44,7 +44,7 @@ def check_installation():
         raise IsonetError(f"Keras backend is {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
     cpus = tf.config.list_physical_devices("CPU")
     gpus = tf.config.list_physical_devices("GPU")
-    log.info("TensorFlow sees %d CPU device(s) (%d cores) and %d GPU(s)%s", len(cpus), os.cpu_count() or 0,
+    log.info("TensorFlow sees %d CPU device(s) (%d cores) and %d GPU(s)%s", len(cpus), available_cpus(),
              len(gpus), (": " + ", ".join(g.name for g in gpus)) if gpus else "")
     cpu_name, features = cpu_description()
     log.info("CPU: %s; features: %s; oneDNN %s (TF_ENABLE_ONEDNN_OPTS=%s)", cpu_name or "unknown",

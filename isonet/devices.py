@@ -68,6 +68,14 @@ def cpu_description(cpuinfo="/proc/cpuinfo"):
     return name, [feature for feature in CPU_FEATURES if feature in flags]
 
 
+def available_cpus():
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM allocation), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def import_tensorflow(debug=False):
     """Import TensorFlow quietly (its C++ INFO lines are noise for users) and return it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
@@ -125,8 +133,11 @@ def select_strategy(gpu_ids=None, logical_cpus=0):
     if chosen:
         names = [d.name for d in tf.config.list_logical_devices("GPU")]
     else:
+        where = f"{available_cpus()} CPU cores, oneDNN {'on' if onednn_enabled() else 'off'}"
         if gpu_ids != []:
-            log.warning("No GPU found: running on the CPU (much slower; fine for small tests)")
+            log.warning("No GPU found: running on the CPU (%s; much slower, fine for small tests)", where)
+        else:
+            log.info("Running on the CPU (%s)", where)
         names = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(names) > 1:
         strategy = tf.distribute.MirroredStrategy(devices=names)

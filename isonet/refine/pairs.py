@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from isonet.devices import available_cpus
 from isonet.io.mrc import read_volume, write_volume
 from isonet.normalize import normalize
 from isonet.refine.noise import add_noise
@@ -182,7 +183,7 @@ class PairStream:
     def __init__(self, maker, n_replicas, batch_size, workers):
         self.maker = maker
         self.batch_size = int(batch_size)
-        self.workers = max(1, min(int(workers), os.cpu_count() or 1))
+        self.workers = max(1, min(int(workers), available_cpus()))
         seed, iteration = maker.seed, maker.iteration
         test = validation_split(len(maker), n_replicas, np.random.default_rng([seed, iteration, _SALT_SPLIT]))
         self.train_rotations, self.test_rotations = {}, {}
