@@ -15,11 +15,17 @@ in the same process and on the same model:
   with refine's final in-loop prediction (reading, normalising, predicting,
   writing every subtomogram). Target: ratio <= 1.3.
 
+* oneDNN: the bare train step of a filter_base 8 U-Net (batch 4 of 32^3) in
+  two child processes, with ``TF_ENABLE_ONEDNN_OPTS=0`` (TensorFlow's default on
+  CPUs without AVX-512) and ``=1`` (isonet's default everywhere).
+
 Usage: ``python benchmarks/refine.py [--quick]`` (``--quick``: only the small case).
 """
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,6 +120,33 @@ def run_case(name, crop, cube, filter_base, n, steps, workdir):
                 bare_predict=bare_predict, subtomos=n, steps=steps, batch=config.batch_size)
 
 
+ONEDNN_CHILD = """
+import json, os, sys, tempfile
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from refine import bare_train_step
+from isonet.network.runtime import save
+from isonet.network.unet import build_unet
+path = os.path.join(tempfile.mkdtemp(), "m.h5")
+save(build_unet(filter_base=8), path)
+x = np.random.default_rng(0).standard_normal((4, 32, 32, 32, 1)).astype(np.float32)
+print(json.dumps(bare_train_step(path, x, x, 8)))
+"""
+
+
+def onednn_comparison():
+    """Bare train step (filter_base 8, batch 4, 32^3) with oneDNN off and on, each in a fresh process."""
+    seconds = {}
+    for setting in ("0", "1"):
+        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run([sys.executable, "-c", ONEDNN_CHILD, os.path.dirname(os.path.abspath(__file__))],
+                              capture_output=True, text=True, env=env)
+        if done.returncode:
+            sys.exit(f"oneDNN={setting} child failed:\n{done.stderr[-3000:]}")
+        seconds[setting] = json.loads(done.stdout.strip().splitlines()[-1])
+    return seconds
+
+
 def cpu_line():
     from isonet.devices import cpu_description, onednn_enabled
     import tensorflow as tf
@@ -133,6 +166,7 @@ def main():
     for case in CASES[:1] if args.quick else CASES:
         rows.append(run_case(*case, workdir))
         print(f"done: {case[0]}", file=sys.stderr, flush=True)
+    onednn = onednn_comparison()
     print(cpu_line())
     print()
     print("| case | subtomos | batch | steps | iteration (s) | pairs, thread time (s) | training (s) "
@@ -143,6 +177,12 @@ def main():
         print(f"| {r['name']} | {r['subtomos']} | {r['batch']} | {r['steps']} | {r['total']:.1f} | {r['pairs']:.1f} "
               f"| {r['training']:.1f} | {r['step']:.3f} | {r['bare_step']:.3f} | {r['step'] / r['bare_step']:.2f} "
               f"| {r['predicting']:.2f} | {r['bare_predict']:.2f} | {r['predicting'] / r['bare_predict']:.2f} |")
+    print()
+    print("| bare train step, filter_base 8, batch 4 of 32^3 | seconds |")
+    print("|---|---|")
+    print(f"| oneDNN off (TF_ENABLE_ONEDNN_OPTS=0) | {onednn['0']:.3f} |")
+    print(f"| oneDNN on (isonet's default) | {onednn['1']:.3f} |")
+    print(f"\noneDNN speed-up: {onednn['0'] / onednn['1']:.2f}x")
 
 
 if __name__ == "__main__":
