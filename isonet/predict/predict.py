@@ -24,13 +24,15 @@ import time
 
 import numpy as np
 
+from isonet.commands import PREDICT
 from isonet.devices import import_tensorflow, select_strategy
 from isonet.errors import IsonetError
-from isonet.io.mrc import read_volume, write_volume
-from isonet.io.paths import file_root, input_tomogram
+from isonet.io.lock import output_lock
+from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.paths import check_output_file, check_output_folder, file_root, input_tomogram
 from isonet.io.star import read_star, select_rows, set_column, write_star
 from isonet.log import progress
-from isonet.normalize import normalize_in_place
+from isonet.normalize import normalize_in_place, warn_if_flat
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
 log = logging.getLogger("isonet")
@@ -92,6 +94,7 @@ def correct_tomogram(path, function, cube_size=64, crop_size=96, batch_size=1, n
         The input's header.
     """
     volume, header = read_volume(path, return_header=True)
+    warn_if_flat(volume, path)
     log.info("Predicting %s (%s voxels) with tiles of %d (core %d), %d per batch",
              path, "x".join(map(str, volume.shape)), crop_size, cube_size, batch_size)
     volume *= -1
@@ -124,10 +127,14 @@ def _load_network(model_path, strategy, mixed_precision, crop_size):
     return model, crop_size
 
 
-def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=None, cube_size=64,
-                      crop_size=96, use_deconv_tomo=True, batch_size=None, normalize_percentile=True,
-                      tomo_idx=None, mixed_precision=False, snapshot=False):
+@PREDICT.implements
+def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_size, use_deconv_tomo, batch_size,
+                      normalize_percentile, tomo_idx, mixed_precision, snapshot):
     """Correct the tomograms of a STAR file with a trained network; update the STAR file.
+
+    Every tomogram header and the model file are checked before anything is
+    written; the STAR file and output folder are locked against a second
+    isonet command. Defaults and ranges: :data:`isonet.commands.PREDICT`.
 
     Parameters
     ----------
@@ -171,34 +178,37 @@ def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=
         path = input_tomogram(row, star_file, use_deconv_tomo)
         if not os.path.isfile(path):
             raise IsonetError(f"{path}: tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
+        read_header(path)
         sources[label] = path
     if not sources:
         raise IsonetError(f"{star_file}: no tomogram to predict")
+    if not os.path.isfile(model):
+        raise IsonetError(f"{model}: model file not found")
+    check_output_folder(output_dir, "--output_dir")
+    check_output_file(star_file, "STAR file")
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:
         batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
-    if batch_size < 1:
-        raise IsonetError(f"--batch_size must be >= 1, got {batch_size}")
     network, crop_size = _load_network(model, strategy, mixed_precision, crop_size)
     function = network_function(network, n_replicas)
-    os.makedirs(output_dir, exist_ok=True)
-
-    for label, source in sources.items():
-        root = file_root(source)
-        output = os.path.join(output_dir, f"{root}_corrected.mrc")
-        start = time.perf_counter()
-        corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,
-                                             normalize_percentile)
-        seconds = time.perf_counter() - start
-        write_volume(output, corrected, like=header)
-        log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))
-        if snapshot:
-            from isonet.evaluation.pictures import save_snapshot
-            picture = os.path.join(output_dir, f"{root}_snapshot.png")
-            save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"])
-            log.info("Wrote %s", picture)
-        del corrected
-        set_column(table, "rlnCorrectedTomoName", output, rows=[label])
-        write_star(table, star_file)
+    with output_lock(star_file, output_dir):
+        os.makedirs(output_dir, exist_ok=True)
+        for label, source in sources.items():
+            root = file_root(source)
+            output = os.path.join(output_dir, f"{root}_corrected.mrc")
+            start = time.perf_counter()
+            corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,
+                                                 normalize_percentile)
+            seconds = time.perf_counter() - start
+            write_volume(output, corrected, like=header)
+            log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))
+            if snapshot:
+                from isonet.evaluation.pictures import save_snapshot
+                picture = os.path.join(output_dir, f"{root}_snapshot.png")
+                save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"])
+                log.info("Wrote %s", picture)
+            del corrected
+            set_column(table, "rlnCorrectedTomoName", output, rows=[label])
+            write_star(table, star_file)
     return table
