@@ -19,6 +19,7 @@ import sys
 import traceback
 
 import fire
+from tqdm import tqdm
 
 import isonet
 from isonet.commands import ALL, BY_NAME, COMMON
@@ -29,10 +30,13 @@ log = logging.getLogger("isonet")
 
 
 def _run(spec, raw):
-    """Parse the raw values of ``spec``'s command and call its library function with those given."""
+    """Parse the raw values of ``spec``'s command and call its library function with those given.
+
+    Returns nothing: fire would print a returned value (a table) after the log.
+    """
     values = spec.parse(raw)
     module, name = spec.function.split(":")
-    return getattr(importlib.import_module(module), name)(**values)
+    getattr(importlib.import_module(module), name)(**values)
 
 
 class Commands:
@@ -175,9 +179,10 @@ def main(argv=None):
 def _fail(message, level, status):
     if level == "debug":
         log.debug("".join(traceback.format_exc()))
-    for handler in logging.getLogger("isonet").handlers:  # progress output first, the ERROR line last
+    for bar in list(getattr(tqdm, "_instances", ())):  # end unfinished progress bars: the ERROR line comes last
+        bar.close()
+    for handler in log.handlers:
         handler.flush()
-    sys.stdout.flush()
     log.error("%s", message)
     return status
 

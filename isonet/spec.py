@@ -283,18 +283,15 @@ class CommandSpec:
         wrapper accepts the spec's names or keywords, fills the defaults and checks every value.
         """
         keywords = {p.keyword: p for p in self.params}
-        accepted = [n for n in inspect.signature(function).parameters]
-        if sorted(accepted) != sorted(keywords):
-            raise TypeError(f"{function.__name__} takes {sorted(accepted)}, spec {self.name} has "
-                            f"{sorted(keywords)}")
-        positional = [p.keyword for p in self.positional]
+        order = list(inspect.signature(function).parameters)
+        if sorted(order) != sorted(keywords):
+            raise TypeError(f"{function.__name__} takes {sorted(order)}, spec {self.name} has {sorted(keywords)}")
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
-            if len(args) > len(positional):
-                raise TypeError(f"{function.__name__}: {len(args)} positional arguments, at most "
-                                f"{len(positional)}")
-            given = dict(zip(positional, args))
+            if len(args) > len(order):
+                raise TypeError(f"{function.__name__}() takes {len(order)} arguments, {len(args)} given")
+            given = {keywords[key].name: value for key, value in zip(order, args)}
             for key, value in kwargs.items():
                 param = keywords.get(key) or self._by_name.get(key)
                 if param is None:
@@ -303,9 +300,10 @@ class CommandSpec:
             return function(**self.resolve(given))
 
         wrapper.__signature__ = inspect.Signature([
-            inspect.Parameter(p.keyword, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              default=inspect.Parameter.empty if p.required or p.variadic else p.default)
-            for p in self.params])
+            inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              default=inspect.Parameter.empty if keywords[key].required or keywords[key].variadic
+                              else keywords[key].default)
+            for key in order])
         wrapper.spec = self
         return wrapper
 

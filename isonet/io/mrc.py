@@ -70,6 +70,8 @@ def _header_of(mrc, path):
     try:
         dtype = np.dtype(mrcfile.utils.data_dtype_from_header(mrc.header))
     except ValueError as exc:
+        if bytes(mrc.header.map) != b"MAP ":  # no MRC label either: some other kind of file
+            raise IsonetError(f"{path}: not an MRC file (no 'MAP ' label, data mode {int(mrc.header.mode)})") from None
         raise IsonetError(f"{path}: unsupported MRC data mode ({exc})") from exc
     nx, ny, nz = int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz)
     if min(nx, ny, nz) < 1:

@@ -26,7 +26,7 @@ import numpy as np
 
 from isonet.commands import PREDICT
 from isonet.devices import import_tensorflow, select_strategy
-from isonet.errors import IsonetError
+from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_output_file, check_output_folder, file_root, input_tomogram
@@ -170,6 +170,8 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     pandas.DataFrame
         The updated STAR table.
     """
+    if crop_size <= cube_size:
+        raise UsageError(f"--crop_size ({crop_size}) must be larger than --cube_size ({cube_size})")
     check_tile_sizes(cube_size, crop_size)
     table = read_star(star_file, required=PREDICT_REQUIRED)
     rows = select_rows(table, tomo_idx)
