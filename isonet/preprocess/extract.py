@@ -184,10 +184,7 @@ def extract_subtomograms(star_file, subtomo_folder, subtomo_star, cube_size, cro
         entries = []
         for plan in progress(plans, desc="extract", unit="tomogram"):
             entries += _extract_one(plan, subtomo_folder, cube_size, crop_size, rng)
-        subtomos = _write_tables(entries, subtomo_star, split_halves, rng)
-    log.info("Wrote %s with %d subtomograms of edge %d (cube size %d)", subtomo_star, len(subtomos),
-             crop_size, cube_size)
-    return subtomos
+        return _write_tables(entries, subtomo_star, split_halves, rng, cube_size, crop_size)
 
 
 def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
@@ -229,11 +226,13 @@ def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
     return plans
 
 
-def _write_tables(entries, subtomo_star, split_halves, rng):
+def _write_tables(entries, subtomo_star, split_halves, rng, cube_size, crop_size):
     """Write subtomo.star (and its random halves); return the table."""
     subtomos = pd.DataFrame(entries)
     subtomos.insert(0, "rlnSubtomoIndex", np.arange(1, len(subtomos) + 1))
     write_star(subtomos, subtomo_star)
+    log.info("Wrote %s with %d subtomograms of edge %d (cube size %d)", subtomo_star, len(subtomos),
+             crop_size, cube_size)
     if split_halves:
         for name, half in zip(half_star_names(subtomo_star), random_halves(len(subtomos), rng)):
             write_star(subtomos.iloc[half].reset_index(drop=True), name)
