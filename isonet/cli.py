@@ -24,7 +24,7 @@ from tqdm import tqdm
 import isonet
 from isonet.commands import ALL, BY_NAME, COMMON
 from isonet.errors import IsonetError, UsageError
-from isonet.log import setup_logging
+from isonet.log import discard_closed_stdout, setup_logging
 
 log = logging.getLogger("isonet")
 
@@ -120,13 +120,12 @@ def _check_arguments(spec, args):
                              f"see 'isonet.py {spec.name} --help')")
 
 
-def _print(text, stream=None):
+def _print(text):
     """Print, ignoring a reader that went away (``isonet.py refine --help | head -1``)."""
     try:
-        print(text, file=stream or sys.stdout, flush=True)
+        print(text, flush=True)
     except BrokenPipeError:
-        # stdout is gone: point it at /dev/null so that the interpreter's final flush stays silent
-        os.dup2(os.open(os.devnull, os.O_WRONLY), (stream or sys.stdout).fileno())
+        discard_closed_stdout()
 
 
 def main(argv=None):

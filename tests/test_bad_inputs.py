@@ -347,6 +347,14 @@ def test_help_into_closed_pipe_has_no_traceback():
     assert result.stderr == ""
 
 
+def test_log_into_closed_pipe_has_no_traceback(project, tmp_path):
+    """The reader of stdout is gone before the first log line: the command still succeeds, quietly."""
+    script = os.path.join(REPO, "bin", "isonet.py")
+    result = subprocess.run(f"'{sys.executable}' '{script}' prepare_star '{project}/tomos' --log_file= | true",
+                            shell=True, capture_output=True, text=True, cwd=tmp_path)
+    assert result.stderr == "" and (tmp_path / "tomograms.star").exists()
+
+
 def test_help_shows_each_default_once():
     from isonet.cli import command_help
     lines = command_help("refine").splitlines()
