@@ -315,16 +315,24 @@ def test_case_count_per_command():
         "check", "simulate", "evaluate", "fsc3d", "snapshot"))
 
 
-def test_full_disk_is_refused_before_writing(project, monkeypatch, capsys):
-    """extract estimates the space its subtomograms need and stops before renaming subtomo/ aside."""
+@pytest.mark.parametrize("argv, what", [
+    (["extract", "tomograms.star", "--cube_size", "16", "--crop_size", "24"], "--subtomo_folder subtomo"),
+    (["deconv", "tomograms.star", "--deconv_folder", "dec"], "--deconv_folder dec"),
+    (["resize", "tomograms.star", "--apix", "5"], "--out_folder tomograms_resized"),
+    (["predict", "tomograms.star", "a.mrc"], "--output_dir ./corrected_tomos"),
+    (["simulate", "sim", "--shape", "16,32,32"], "--out_dir sim"),
+    (["refine", "subtomo.star"], "--result_dir results"),
+], ids=lambda value: value[0] if isinstance(value, list) else "")
+def test_full_disk_is_refused_before_writing(project, monkeypatch, capsys, argv, what):
+    """The space the outputs need is estimated and checked before anything is written or renamed aside."""
     class Full:
         f_bavail, f_frsize = 10, 4096
     monkeypatch.chdir(project)
     monkeypatch.setattr(os, "statvfs", lambda path: Full())
     before = _tree(project)
-    code = main(["extract", "tomograms.star", "--cube_size", "16", "--crop_size", "24", "--log_file="])
+    code = main(argv + ["--log_file="])
     err = capsys.readouterr().err
-    assert code == 1 and err.strip().splitlines()[-1].startswith("ERROR: --subtomo_folder subtomo: needs about")
+    assert code == 1 and err.strip().splitlines()[-1].startswith(f"ERROR: {what}: needs about"), err[-1000:]
     assert _tree(project) == before
 
 

@@ -29,7 +29,7 @@ from isonet.devices import import_tensorflow, select_strategy
 from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import check_output_file, check_output_folder, file_root, input_tomogram
+from isonet.io.paths import check_free_space, check_output_file, check_output_folder, file_root, input_tomogram
 from isonet.io.star import read_star, select_rows, set_column, write_star
 from isonet.log import progress
 from isonet.normalize import normalize_in_place, warn_if_flat
@@ -175,19 +175,20 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     check_tile_sizes(cube_size, crop_size)
     table = read_star(star_file, required=PREDICT_REQUIRED)
     rows = select_rows(table, tomo_idx)
-    sources = {}
+    sources, needed = {}, 0
     for label, row in rows.iterrows():
         path = input_tomogram(row, star_file, use_deconv_tomo)
         if not os.path.isfile(path):
             raise IsonetError(f"{path}: tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
-        read_header(path)
         sources[label] = path
+        needed += 4 * int(np.prod(read_header(path).shape))
     if not sources:
         raise IsonetError(f"{star_file}: no tomogram to predict")
     if not os.path.isfile(model):
         raise IsonetError(f"{model}: model file not found")
     check_output_folder(output_dir, "--output_dir")
     check_output_file(star_file, "STAR file")
+    check_free_space(output_dir, needed, "--output_dir")
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:

@@ -29,7 +29,8 @@ from isonet.ctf import ctf
 from isonet.errors import IsonetError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import check_output_file, check_output_folder, check_same_file, input_tomogram, make_folder
+from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, check_same_file,
+                             input_tomogram, make_folder)
 from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column, write_star
 from isonet.log import log_time, progress
 
@@ -375,9 +376,10 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
     jobs = _check_rows(table, rows, star_file, deconv_folder, snrfalloff)
     check_output_folder(deconv_folder, "--deconv_folder")
     check_output_file(star_file, "STAR file")
+    check_free_space(deconv_folder, sum(4 * int(np.prod(job[3])) for job in jobs), "--deconv_folder")
     with output_lock(star_file, deconv_folder):
         make_folder(deconv_folder, "--deconv_folder")
-        for position, source, output in progress(jobs, desc="deconv", unit="tomogram"):
+        for position, source, output, _ in progress(jobs, desc="deconv", unit="tomogram"):
             row = table.loc[position]
             defocus, pixel_size = float(row["rlnDefocus"]), float(row["rlnPixelSize"])
             if snrfalloff is not None:
@@ -402,7 +404,7 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
 
 
 def _check_rows(table, rows, star_file, deconv_folder, snrfalloff):
-    """Check every selected row before anything is written; returns (position, source, output) to process.
+    """Check every selected row before anything is written; returns (position, source, output, shape) to process.
 
     Rows with rlnDefocus 0 are left out with a warning.
     """
@@ -424,10 +426,10 @@ def _check_rows(table, rows, star_file, deconv_folder, snrfalloff):
             raise IsonetError(f"{star_file}: rlnPixelSize of {source} must be > 0 Å, got {pixel_size}")
         if snrfalloff is None and not is_empty(row["rlnSnrFalloff"]) and float(row["rlnSnrFalloff"]) < 0:
             raise IsonetError(f"{star_file}: rlnSnrFalloff of {source} must be >= 0, got {row['rlnSnrFalloff']}")
-        read_header(source)
+        shape = read_header(source).shape
         output = os.path.join(deconv_folder, os.path.basename(source))
         check_same_file(output, source, "deconv")
-        jobs.append((position, source, output))
+        jobs.append((position, source, output, shape))
     return jobs
 
 

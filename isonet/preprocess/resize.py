@@ -14,7 +14,8 @@ from isonet.commands import RESIZE
 from isonet.errors import IsonetError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import check_output_file, check_output_folder, check_same_file, input_tomogram, make_folder
+from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, check_same_file,
+                             input_tomogram, make_folder)
 from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column, write_star
 from isonet.log import log_time, progress
 
@@ -110,19 +111,19 @@ def resize_tomograms(star_file, apix, out_folder, tomo_idx):
         old_pixel = float(rows.loc[position, "rlnPixelSize"])
         if not old_pixel > 0:
             raise IsonetError(f"{star_file}: rlnPixelSize of {source} must be > 0 Å, got {old_pixel}")
-        read_header(source)
+        new_shape = resized_shape(read_header(source).shape, old_pixel, apix)
         output = os.path.join(out_folder, os.path.basename(source))
         check_same_file(output, source, "resize")
-        jobs.append((position, source, old_pixel, output))
+        jobs.append((position, source, old_pixel, output, new_shape))
     resized_star = f"{os.path.splitext(star_file)[0]}_resized.star"
     check_output_folder(out_folder, "--out_folder")
     check_output_file(resized_star, "resized STAR")
+    check_free_space(out_folder, sum(4 * int(np.prod(job[4])) for job in jobs), "--out_folder")
     with output_lock(out_folder, resized_star):
         make_folder(out_folder, "--out_folder")
-        for position, source, old_pixel, output in progress(jobs, desc="resize", unit="tomogram"):
+        for position, source, old_pixel, output, shape in progress(jobs, desc="resize", unit="tomogram"):
             with log_time(f"resize {source}"):
                 volume, header = read_volume(source, return_header=True)
-                shape = resized_shape(volume.shape, old_pixel, apix)
                 log.info("resize %s: %.3f -> %.3f Å, shape (z, y, x) %s -> %s", source, old_pixel, apix,
                          volume.shape, shape)
                 result = fourier_resize(volume, shape, workers=os.cpu_count() or 1)
