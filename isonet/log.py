@@ -6,6 +6,7 @@ jobs) they refresh rarely so that log files stay readable.
 
 import contextlib
 import logging
+import os
 import sys
 import time
 
@@ -15,6 +16,26 @@ LOGGER_NAME = "isonet"
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 DEBUG_FORMAT = "%(asctime)s %(levelname)s [%(name)s:%(lineno)d] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def discard_closed_stdout():
+    """Point stdout at /dev/null after its reader went away (``isonet.py ... | head -1``).
+
+    Later writes, and the interpreter's final flush, then succeed silently
+    instead of raising BrokenPipeError; the log file still gets everything.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Log handler for stdout that goes quiet, without a traceback, when the reader closed the pipe."""
+
+    def handleError(self, record):
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            discard_closed_stdout()
+        else:
+            super().handleError(record)
 
 
 def setup_logging(level="info", log_file="isonet.log"):
@@ -33,7 +54,7 @@ def setup_logging(level="info", log_file="isonet.log"):
     numeric = getattr(logging, str(level).upper())
     formatter = logging.Formatter(DEBUG_FORMAT if numeric <= logging.DEBUG else FORMAT, DATE_FORMAT)
     # Progress and warnings go to stdout; a failure is one plain "ERROR: ..." line on stderr.
-    stdout = logging.StreamHandler(sys.stdout)
+    stdout = _StdoutHandler(sys.stdout)
     stdout.addFilter(lambda record: record.levelno < logging.ERROR)
     stdout.setFormatter(formatter)
     stderr = logging.StreamHandler(sys.stderr)

@@ -1,4 +1,6 @@
-"""Intensity normalisation shared by refine and predict (spec §0.5)."""
+"""Intensity normalisation shared by refine and predict (spec §0.5), and the check for flat volumes."""
+
+import logging
 
 import numpy as np
 
@@ -52,3 +54,31 @@ def _slabs(volume, voxels=2**24):
     """Views of ``volume`` along axis 0 with about ``voxels`` voxels each."""
     step = max(1, voxels // max(1, volume[0].size))
     return (volume[i:i + step] for i in range(0, len(volume), step))
+
+
+def flat_volume_problem(volume):
+    """Why ``volume`` cannot be normalised meaningfully, or ``None``.
+
+    A constant volume (every voxel the same value), or a nearly empty one whose
+    4th and 96th percentiles coincide (at least 92 % of the voxels share one
+    value, e.g. a tomogram padded with zeros), gives a zero or meaningless
+    intensity scale: normalisation then divides by (almost) nothing. The
+    percentiles are taken on every 7th voxel, which keeps the check cheap.
+    """
+    low, high = float(np.min(volume)), float(np.max(volume))
+    if low == high:
+        return f"constant volume (every voxel is {low:g})"
+    sample = np.asarray(volume).reshape(-1)[::7]
+    p_low, p_high = np.percentile(sample, PERCENTILES)
+    if p_low == p_high:
+        return f"nearly empty volume (the {PERCENTILES[0]:g}th to {PERCENTILES[1]:g}th percentiles are all {p_low:g})"
+    return None
+
+
+def warn_if_flat(volume, path, logger=None):
+    """Log a warning naming ``path`` if :func:`flat_volume_problem` finds one; returns the problem or None."""
+    problem = flat_volume_problem(volume)
+    if problem:
+        (logger or logging.getLogger("isonet")).warning(
+            "%s: %s; its output will carry no information (check the input file)", path, problem)
+    return problem

@@ -104,21 +104,9 @@ def parse_number_tuple(value, name, kind=float, length=None):
     return numbers
 
 
-def parse_optional_number(value, name, kind=float):
-    """One number of type ``kind`` from a raw value; ``None`` and the text 'None' stay ``None``."""
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-        return None
-    return parse_number_tuple(value, name, kind=kind, length=1)[0]
-
-
 def parse_optional_text(value):
     """Text, or ``None`` for ``None``, '' and the text 'None'."""
     return None if value is None or str(value).strip() in ("", "None") else str(value)
-
-
-def parse_optional_bool(value, name):
-    """:func:`parse_bool`, but ``None`` stays ``None`` (meaning "not given")."""
-    return None if value is None else parse_bool(value, name)
 
 
 def parse_pool(value, name="pool"):

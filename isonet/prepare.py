@@ -5,8 +5,11 @@ import os
 
 import pandas as pd
 
-from isonet.errors import IsonetError
+from isonet.commands import PREPARE_STAR, PREPARE_SUBTOMO_STAR
+from isonet.errors import IsonetError, UsageError
+from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header
+from isonet.io.paths import check_output_file
 from isonet.io.star import check_tilt_range, write_star
 
 log = logging.getLogger("isonet")
@@ -25,27 +28,31 @@ def list_tomograms(folder):
     return [os.path.join(folder, n) for n in names]
 
 
-def prepare_star(folder_name, output_star="tomograms.star", pixel_size=10.0, defocus=0.0,
-                 number_subtomos=100, tilt_min=-60.0, tilt_max=60.0):
+@PREPARE_STAR.implements
+def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max):
     """Write a tomograms.star with one row per tomogram of ``folder_name``.
 
     Columns: rlnIndex (1..N), rlnMicrographName, rlnPixelSize (Å), rlnDefocus
     (Å), rlnNumberSubtomo, rlnMaskBoundary (None), rlnTiltMin, rlnTiltMax
-    (degrees). No volume is read.
+    (degrees). Only the MRC headers are read (a file that is not an MRC volume
+    is refused).
+
+    Parameters
+    ----------
+    folder_name : str
+    output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max
+        Settings of :data:`isonet.commands.PREPARE_STAR` (defaults and ranges there).
 
     Returns
     -------
     pandas.DataFrame
         The table written.
     """
-    if pixel_size <= 0:
-        raise IsonetError(f"--pixel_size must be > 0 Å, got {pixel_size}")
-    if defocus < 0:
-        raise IsonetError(f"--defocus must be >= 0 Å (underfocus is positive), got {defocus}")
-    if number_subtomos < 1:
-        raise IsonetError(f"--number_subtomos must be >= 1, got {number_subtomos}")
-    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max")
+    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
     paths = list_tomograms(folder_name)
+    for path in paths:
+        read_header(path)
+    check_output_file(output_star, "--output_star")
     table = pd.DataFrame({
         "rlnIndex": range(1, len(paths) + 1),
         "rlnMicrographName": paths,
@@ -56,7 +63,8 @@ def prepare_star(folder_name, output_star="tomograms.star", pixel_size=10.0, def
         "rlnTiltMin": float(tilt_min),
         "rlnTiltMax": float(tilt_max),
     })
-    write_star(table, output_star)
+    with output_lock(output_star):
+        write_star(table, output_star)
     log.info("Wrote %s with %d tomogram(s)", output_star, len(paths))
     return table
 
@@ -66,22 +74,26 @@ def default_cube_size(crop_size):
     return int(crop_size / 1.5 + 1) // 16 * 16
 
 
-def prepare_subtomo_star(folder_name, output_star="subtomo.star", pixel_size=10.0, cube_size=None,
-                         tilt_min=-60.0, tilt_max=60.0):
+@PREPARE_SUBTOMO_STAR.implements
+def prepare_subtomo_star(folder_name, output_star, pixel_size, cube_size, tilt_min, tilt_max):
     """Write a subtomo.star for the subtomograms in ``folder_name``.
 
     Every file must be a readable cubic MRC volume, all of the same edge
     (``rlnCropSize``); rows are numbered 1..N without gaps. ``cube_size``
     defaults to :func:`default_cube_size` and must be smaller than the edge.
 
+    Parameters
+    ----------
+    folder_name : str
+    output_star, pixel_size, cube_size, tilt_min, tilt_max
+        Settings of :data:`isonet.commands.PREPARE_SUBTOMO_STAR` (defaults and ranges there).
+
     Returns
     -------
     pandas.DataFrame
         The table written.
     """
-    if pixel_size <= 0:
-        raise IsonetError(f"--pixel_size must be > 0 Å, got {pixel_size}")
-    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max")
+    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
     if not os.path.isdir(folder_name):
         raise IsonetError(f"{folder_name}: folder not found")
     paths = [os.path.join(folder_name, n) for n in sorted(os.listdir(folder_name))
@@ -104,8 +116,9 @@ def prepare_subtomo_star(folder_name, output_star="subtomo.star", pixel_size=10.
                         cube_size, crop, default_cube_size(crop))
         cube_size = default_cube_size(crop)
     if cube_size < 8 or cube_size % 8:
-        raise IsonetError(f"--cube_size must be a positive multiple of 8, got {cube_size} "
-                          f"(subtomograms of edge {crop})")
+        raise UsageError(f"--cube_size must be a positive multiple of 8, got {cube_size} "
+                         f"(subtomograms of edge {crop})")
+    check_output_file(output_star, "--output_star")
     table = pd.DataFrame({
         "rlnSubtomoIndex": range(1, len(paths) + 1),
         "rlnImageName": paths,
@@ -115,6 +128,7 @@ def prepare_subtomo_star(folder_name, output_star="subtomo.star", pixel_size=10.
         "rlnTiltMin": float(tilt_min),
         "rlnTiltMax": float(tilt_max),
     })
-    write_star(table, output_star)
+    with output_lock(output_star):
+        write_star(table, output_star)
     log.info("Wrote %s with %d subtomogram(s) of edge %d, cube size %d", output_star, len(paths), crop, cube_size)
     return table

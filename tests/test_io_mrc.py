@@ -70,7 +70,7 @@ def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(mrcfile.mrcfile.MrcFile, "set_data", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(IsonetError, match=r"v\.mrc: cannot write \(disk full\)"):  # the real name, not the temp
         write_volume(path, np.zeros((3, 3, 3), np.float32))
     assert read_volume(path).max() == 5.0  # old content intact
     assert os.listdir(tmp_path) == ["v.mrc"]  # no temporary left behind
@@ -88,8 +88,26 @@ def test_not_an_mrc_file(tmp_path):
         read_volume(path)
     short = tmp_path / "short.mrc"
     short.write_text("hi")
-    with pytest.raises(IsonetError, match=r"short\.mrc: not a readable MRC file"):
+    with pytest.raises(IsonetError, match=r"short\.mrc: not an MRC file \(2 bytes"):
         read_header(short)
+
+
+def test_three_d_volume_with_any_space_group_is_read(tmp_path):
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    path = tmp_path / "ispg0.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.header.ispg = 0  # marks an image stack; several programs write tomograms so
+    assert np.array_equal(read_volume(path), data)
+
+
+def test_truncated_file_refused_by_header_check(tmp_path):
+    path = tmp_path / "cut.mrc"
+    write_volume(path, np.ones((4, 5, 6), np.float32))
+    with open(path, "r+b") as handle:
+        handle.truncate(os.path.getsize(path) - 8)
+    with pytest.raises(IsonetError, match=r"cut\.mrc: truncated or not an MRC file \(its header promises 1504 bytes"):
+        read_header(path)
 
 
 def test_two_d_and_four_d_rejected(tmp_path):

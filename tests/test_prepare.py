@@ -5,7 +5,7 @@ import pytest
 import starfile
 
 from conftest import run_cli
-from isonet.errors import IsonetError
+from isonet.errors import IsonetError, UsageError
 from isonet.io.mrc import write_volume
 from isonet.io.star import read_star
 from isonet.prepare import default_cube_size, prepare_star, prepare_subtomo_star
@@ -42,7 +42,7 @@ def test_prepare_star_errors(tmp_path):
     with pytest.raises(IsonetError, match="folder not found"):
         prepare_star(str(tmp_path / "missing"))
     _touch_volumes(tmp_path / "t", ["a.mrc"])
-    with pytest.raises(IsonetError, match="--pixel_size must be > 0"):
+    with pytest.raises(UsageError, match="--pixel_size: expected a value > 0 Å, got 0"):
         prepare_star(str(tmp_path / "t"), pixel_size=0)
     with pytest.raises(IsonetError, match="tilt_min < tilt_max"):
         prepare_star(str(tmp_path / "t"), tilt_min=60, tilt_max=-60)
@@ -86,7 +86,7 @@ def test_prepare_subtomo_star_rejects_bad_volumes(tmp_path):
         prepare_subtomo_star(str(tmp_path / "b"), output_star=str(tmp_path / "o.star"))
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "junk.mrc").write_text("x")
-    with pytest.raises(IsonetError, match=r"junk\.mrc: not a readable MRC file"):
+    with pytest.raises(IsonetError, match=r"junk\.mrc: not an MRC file"):
         prepare_subtomo_star(str(tmp_path / "c"), output_star=str(tmp_path / "o.star"))
     _touch_volumes(tmp_path / "d", ["s.mrc"], shape=(32, 32, 32))
     with pytest.raises(IsonetError, match="--cube_size must be a positive multiple of 8"):

@@ -32,11 +32,14 @@ import os
 
 import numpy as np
 
-from isonet.errors import IsonetError
+from isonet.commands import FSC3D
+from isonet.errors import IsonetError, UsageError
 from isonet.evaluation import fourier
-from isonet.evaluation.metrics import header_pixel_size, json_number
+from isonet.evaluation.metrics import check_same_shape, header_pixel_size, json_number
 from isonet.io.atomic import atomic_write_text
 from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.paths import check_output_folder
+from isonet.io.star import check_tilt_range
 from isonet.log import progress
 
 log = logging.getLogger("isonet")
@@ -158,9 +161,13 @@ def fsc3d(volume_a, volume_b, pixel_size, mask=None, cone_angle=30.0, tilt_min=-
     }
 
 
-def fsc3d_files(path_a, path_b, out_prefix="fsc3d", mask_path=None, pixel_size=None, cone_angle=30.0,
-                tilt_min=-60.0, tilt_max=60.0, guard_band=5.0, cubic_crops=0, n_directions=100):
+@FSC3D.implements
+def fsc3d_files(path_a, path_b, out_prefix, mask_path, pixel_size, cone_angle, tilt_min, tilt_max, guard_band,
+                cubic_crops, n_directions):
     """Run :func:`fsc3d` on two MRC files and write ``PREFIX.json``, ``PREFIX.png`` and ``PREFIX_map.mrc``.
+
+    Every setting and the headers of all inputs are checked before a volume is read. Defaults and
+    ranges: :data:`isonet.commands.FSC3D`.
 
     Prints one JSON line with the resolutions (the summary part of ``PREFIX.json``).
 
@@ -183,16 +190,17 @@ def fsc3d_files(path_a, path_b, out_prefix="fsc3d", mask_path=None, pixel_size=N
     """
     from isonet.evaluation.pictures import plot_fsc
 
+    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
     header_a, header_b = read_header(path_a), read_header(path_b)
     if header_a.shape != header_b.shape:
         raise IsonetError(f"{path_b}: shape {header_b.shape} differs from {path_a} {header_a.shape}")
     pixel_size = header_pixel_size(header_a, path_a) if pixel_size is None else pixel_size
+    check_same_shape(mask_path, header_a.shape)
+    folder = os.path.dirname(os.path.abspath(out_prefix))
+    check_output_folder(folder, "--out")
     mask = read_volume(mask_path) if mask_path else None
-    if mask is not None and mask.shape != header_a.shape:
-        raise IsonetError(f"{mask_path}: mask shape {mask.shape} differs from the volumes' {header_a.shape}")
     result = fsc3d(read_volume(path_a), read_volume(path_b), pixel_size, mask, cone_angle, tilt_min, tilt_max,
                    guard_band, cubic_crops, n_directions)
-    folder = os.path.dirname(os.path.abspath(out_prefix))
     os.makedirs(folder, exist_ok=True)
     summary = {
         "a": str(path_a), "b": str(path_b), "mask": str(mask_path) if mask_path else None,

@@ -15,10 +15,13 @@ import os
 
 import numpy as np
 
-from isonet.errors import IsonetError
+from isonet.commands import EVALUATE
+from isonet.errors import IsonetError, UsageError
 from isonet.evaluation import fourier
 from isonet.io.atomic import atomic_write_text
 from isonet.io.mrc import read_header, read_volume
+from isonet.io.paths import check_output_folder
+from isonet.io.star import check_tilt_range
 
 log = logging.getLogger("isonet")
 
@@ -135,10 +138,13 @@ def format_table(result, candidate_name="candidate", ground_truth_name="ground t
     return "\n".join(lines)
 
 
-def evaluate_files(candidate_path, ground_truth_path, pixel_size=None, tilt_min=-60.0, tilt_max=60.0,
-                   resolution=30.0, mask_path=None, guard_band=5.0, cone_angle=30.0, json_path=None,
-                   low_resolution=None):
+@EVALUATE.implements
+def evaluate_files(candidate_path, ground_truth_path, pixel_size, tilt_min, tilt_max, resolution, mask_path,
+                   guard_band, cone_angle, json_path, low_resolution):
     """Read the volumes, :func:`evaluate`, print the table and write JSON (atomically) if asked.
+
+    Every setting and the headers of all inputs are checked before a volume is read. Defaults and
+    ranges: :data:`isonet.commands.EVALUATE`.
 
     Parameters
     ----------
@@ -157,17 +163,20 @@ def evaluate_files(candidate_path, ground_truth_path, pixel_size=None, tilt_min=
     dict
         The :func:`evaluate` result plus ``candidate`` and ``ground_truth`` paths.
     """
+    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
+    if low_resolution is not None and not low_resolution > resolution:
+        raise UsageError(f"--low_resolution ({low_resolution:g} Å) must be larger than --resolution "
+                         f"({resolution:g} Å)")
     truth_header = read_header(ground_truth_path)
     candidate_header = read_header(candidate_path)
     if candidate_header.shape != truth_header.shape:
         raise IsonetError(f"{candidate_path}: shape {candidate_header.shape} differs from the ground truth "
                           f"{ground_truth_path} {truth_header.shape}")
     pixel_size = header_pixel_size(truth_header, ground_truth_path) if pixel_size is None else pixel_size
-    mask = None
-    if mask_path:
-        mask = read_volume(mask_path)
-        if mask.shape != truth_header.shape:
-            raise IsonetError(f"{mask_path}: mask shape {mask.shape} differs from the volumes' {truth_header.shape}")
+    check_same_shape(mask_path, truth_header.shape)
+    if json_path:
+        check_output_folder(os.path.dirname(os.path.abspath(json_path)), "--json")
+    mask = read_volume(mask_path) if mask_path else None
     result = evaluate(read_volume(candidate_path), read_volume(ground_truth_path), pixel_size, tilt_min, tilt_max,
                       resolution, mask, guard_band, cone_angle, low_resolution)
     result = {"candidate": str(candidate_path), "ground_truth": str(ground_truth_path),
@@ -178,6 +187,14 @@ def evaluate_files(candidate_path, ground_truth_path, pixel_size=None, tilt_min=
         atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
         log.info("wrote %s", json_path)
     return result
+
+
+def check_same_shape(mask_path, shape):
+    """Check the header of the optional mask ``mask_path``: its shape must be ``shape`` (z, y, x)."""
+    if mask_path:
+        mask_shape = read_header(mask_path).shape
+        if mask_shape != tuple(shape):
+            raise IsonetError(f"{mask_path}: mask shape {mask_shape} differs from the volumes' {tuple(shape)}")
 
 
 def header_pixel_size(header, path):

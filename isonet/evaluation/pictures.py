@@ -7,14 +7,19 @@ pyplot state), and every PNG is written atomically. Picture sizes are fixed
 (see the constants) so that callers and tests know them.
 """
 
+import logging
 import os
 
 import numpy as np
 
-from isonet.errors import IsonetError
+from isonet.commands import SNAPSHOT
+from isonet.errors import IsonetError, UsageError
 from isonet.evaluation.fourier import xz_power_spectrum
 from isonet.io.atomic import atomic_output
-from isonet.io.mrc import read_volume
+from isonet.io.mrc import read_header, read_volume
+from isonet.io.paths import check_output_folder
+
+log = logging.getLogger("isonet")
 
 #: Dots per inch of every PNG.
 DPI = 100
@@ -102,6 +107,28 @@ def save_snapshot(volumes, path, labels=None):
             if col == 0:
                 axes.set_ylabel(f"{label}\n{nz}x{ny}x{nx}", fontsize=8)
     _save(figure, path)
+
+
+@SNAPSHOT.implements
+def snapshot_files(volumes, out, labels):
+    """The ``snapshot`` command: :func:`save_snapshot` of MRC files, every header checked first.
+
+    Parameters
+    ----------
+    volumes : list of str
+        MRC volumes, one row each.
+    out : str
+        PNG written.
+    labels : list of str or None
+        One label per volume (default: the file names).
+    """
+    if labels is not None and len(labels) != len(volumes):
+        raise UsageError(f"--labels: {len(labels)} labels for {len(volumes)} volumes")
+    for path in volumes:
+        read_header(path)
+    check_output_folder(os.path.dirname(os.path.abspath(out)), "--out")
+    save_snapshot(volumes, out, labels=labels)
+    log.info("wrote %s", out)
 
 
 def plot_loss_curves(history, path, noise_changes=()):

@@ -4,6 +4,8 @@ import contextlib
 import os
 import tempfile
 
+from isonet.errors import IsonetError
+
 
 def _read_umask():
     mask = os.umask(0)
@@ -22,22 +24,29 @@ def atomic_output(path):
     An interrupted or failed write leaves no half-written ``path`` behind (the
     temporary file is removed), and an existing ``path`` stays intact until the
     new content is complete. The suffix of ``path`` is kept so that libraries
-    choosing a format by extension behave the same.
+    choosing a format by extension behave the same. A system error (folder
+    missing or read-only, disk full...) becomes an :class:`IsonetError` that
+    names ``path``, never the temporary file.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     suffix = os.path.splitext(base)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp" + suffix, dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp" + suffix, dir=folder)
+    except OSError as exc:
+        raise IsonetError(f"{path}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         yield tmp
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise IsonetError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 

@@ -70,6 +70,8 @@ def _header_of(mrc, path):
     try:
         dtype = np.dtype(mrcfile.utils.data_dtype_from_header(mrc.header))
     except ValueError as exc:
+        if bytes(mrc.header.map) != b"MAP ":  # no MRC label either: some other kind of file
+            raise IsonetError(f"{path}: not an MRC file (no 'MAP ' label, data mode {int(mrc.header.mode)})") from None
         raise IsonetError(f"{path}: unsupported MRC data mode ({exc})") from exc
     nx, ny, nz = int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz)
     if min(nx, ny, nz) < 1:
@@ -84,17 +86,41 @@ def _header_of(mrc, path):
     )
 
 
+#: Bytes of the MRC main header.
+HEADER_BYTES = 1024
+
+
 def read_header(path):
-    """Read the header of an MRC file without loading its data.
+    """Read the header of an MRC file without loading its data, and check the file holds that data.
+
+    A file shorter than its header promises (truncated copy, or not an MRC
+    file at all, such as a text file named ``.mrc``) is refused here, so that
+    commands can check every input cheaply before they write anything.
 
     Returns
     -------
     VolumeHeader
+
+    Raises
+    ------
+    IsonetError
+        Missing file, no valid header, unsupported data mode, or a file too short for its data.
     """
+    path = os.fspath(path)
+    if os.path.isfile(path) and os.path.getsize(path) < HEADER_BYTES:
+        raise IsonetError(f"{path}: not an MRC file ({os.path.getsize(path)} bytes, shorter than the "
+                          f"{HEADER_BYTES}-byte MRC header)")
     with _open(path, header_only=True) as mrc:
         if mrc.header is None:
             raise IsonetError(f"{path}: not a readable MRC file (no valid header)")
-        return _header_of(mrc, path)
+        header = _header_of(mrc, path)
+        extended = max(0, int(mrc.header.nsymbt))
+    expected = HEADER_BYTES + extended + int(np.prod(header.shape)) * header.dtype.itemsize
+    size = os.path.getsize(path)
+    if size < expected:
+        raise IsonetError(f"{path}: truncated or not an MRC file (its header promises {expected} bytes for "
+                          f"a volume of shape (z, y, x) = {header.shape}, the file has {size})")
+    return header
 
 
 def read_volume(path, check_finite=True, return_header=False):
@@ -127,8 +153,10 @@ def read_volume(path, check_finite=True, return_header=False):
             raise IsonetError(
                 f"{path}: unsupported MRC data type {data.dtype} "
                 "(expected int8, uint8, int16, uint16, float16 or float32)")
-        if data.ndim != 3 or mrc.is_image_stack() or mrc.is_volume_stack():
-            raise IsonetError(f"{path}: expected a 3-D volume, got an array of shape {data.shape}")
+        # Any 3-D data block is a volume, whatever the header's space group says (ispg 0, which marks
+        # an image stack, is written for tomograms by several programs).
+        if data.ndim != 3:
+            raise IsonetError(f"{path}: expected a 3-D volume, got a {data.ndim}-D array of shape {data.shape}")
         if min(data.shape) < 1:
             raise IsonetError(f"{path}: empty volume of shape {data.shape}")
         volume = _writable_float32(data)

@@ -50,6 +50,46 @@ def make_folder(path, what):
     os.makedirs(path, exist_ok=True)
 
 
+def check_output_file(path, what):
+    """Check, without writing, that the file ``path`` can be written: its folder exists and is writable,
+    and ``path`` is not a folder."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsonetError(f"{what} {path}: is a folder, expected a file name")
+    if not os.path.isdir(folder):
+        raise IsonetError(f"{what} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise IsonetError(f"{what} {path}: folder {folder} is not writable")
+
+
+def check_output_folder(path, what):
+    """Check, without writing, that the folder ``path`` can be created or written into."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise IsonetError(f"{what} {path}: exists and is not a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise IsonetError(f"{what} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise IsonetError(f"{what} {path}: {existing} is not writable")
+
+
+def check_free_space(folder, needed_bytes, what):
+    """Raise :class:`IsonetError` if the file system of ``folder`` (or its nearest existing parent) has
+    less than ``needed_bytes`` free."""
+    existing = os.path.abspath(os.fspath(folder))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    stat = os.statvfs(existing)
+    free = stat.f_bavail * stat.f_frsize
+    if free < needed_bytes:
+        raise IsonetError(f"{what} {folder}: needs about {needed_bytes / 2 ** 20:.0f} MiB, only "
+                          f"{free / 2 ** 20:.0f} MiB free")
+
+
 def rename_aside(path):
     """Rename an existing file or folder ``path`` to ``path~`` (or ``path~2``, ``path~3``...).
 

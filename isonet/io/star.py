@@ -169,10 +169,10 @@ def tilt_range(row):
     return low, high
 
 
-def check_tilt_range(tilt_min, tilt_max, what="tilt range"):
-    """Raise :class:`IsonetError` unless -90 <= tilt_min < tilt_max <= 90."""
+def check_tilt_range(tilt_min, tilt_max, what="tilt range", error=IsonetError):
+    """Raise ``error`` unless -90 <= tilt_min < tilt_max <= 90 (:class:`UsageError` for options)."""
     if not (-90.0 <= tilt_min < tilt_max <= 90.0):
-        raise IsonetError(f"{what}: expected -90 <= tilt_min < tilt_max <= 90 degrees, "
+        raise error(f"{what}: expected -90 <= tilt_min < tilt_max <= 90 degrees, "
                           f"got tilt_min={tilt_min}, tilt_max={tilt_max}")
 
 

@@ -24,23 +24,25 @@ import time
 
 import numpy as np
 
+from isonet.commands import PREDICT
 from isonet.devices import import_tensorflow, select_strategy
-from isonet.errors import IsonetError
-from isonet.io.mrc import read_volume, write_volume
-from isonet.io.paths import file_root, input_tomogram
+from isonet.errors import IsonetError, UsageError
+from isonet.io.lock import output_lock
+from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.paths import check_free_space, check_output_file, check_output_folder, file_root, input_tomogram
 from isonet.io.star import read_star, select_rows, set_column, write_star
 from isonet.log import progress
-from isonet.normalize import normalize_in_place
+from isonet.normalize import normalize_in_place, warn_if_flat
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
 log = logging.getLogger("isonet")
 
 #: Columns predict reads from the tomogram STAR file.
 PREDICT_REQUIRED = ("rlnIndex", "rlnMicrographName")
-#: Default largest core and tile edges (voxels): tiles of IsoNet 1's size (96, the same GPU memory), with cores
-#: of up to 84 fitted to the tomogram, i.e. at least 6 voxels of context per side; 2.2x fewer tiles than
-#: IsoNet 1's 64/96 for a 300x1000x1000 tomogram (docs/benchmarks.md).
-DEFAULT_CUBE, DEFAULT_CROP = 84, 96
+#: Default largest core and tile edges (voxels), from the predict spec: tiles of IsoNet 1's size (96, the same
+#: GPU memory) with cores of up to 84 fitted to the tomogram, i.e. at least 6 voxels of context per side; 2.2x
+#: fewer tiles than IsoNet 1's 64/96 for a 300x1000x1000 tomogram (docs/benchmarks.md).
+DEFAULT_CUBE, DEFAULT_CROP = PREDICT["cube_size"].default, PREDICT["crop_size"].default
 #: Tiles per batch and GPU when --batch_size is not given (IsoNet 1's default).
 TILES_PER_GPU = 4
 #: Tiles per batch on the CPU when --batch_size is not given: one tile per call is faster per
@@ -85,6 +87,7 @@ def correct_tomogram(path, function, cube_size=DEFAULT_CUBE, crop_size=DEFAULT_C
         The input's header.
     """
     volume, header = read_volume(path, return_header=True)
+    warn_if_flat(volume, path)
     log.info("Predicting %s (%s voxels) with tiles of %d (core %d), %d per batch",
              path, "x".join(map(str, volume.shape)), crop_size, cube_size, batch_size)
     volume *= -1
@@ -116,10 +119,14 @@ def _load_network(model_path, strategy, n_replicas, mixed_precision, crop_size):
     return network, crop_size
 
 
-def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=None, cube_size=DEFAULT_CUBE,
-                      crop_size=DEFAULT_CROP, use_deconv_tomo=True, batch_size=None, normalize_percentile=True,
-                      tomo_idx=None, mixed_precision=False, snapshot=False):
+@PREDICT.implements
+def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_size, use_deconv_tomo, batch_size,
+                      normalize_percentile, tomo_idx, mixed_precision, snapshot):
     """Correct the tomograms of a STAR file with a trained network; update the STAR file.
+
+    Every tomogram header and the model file are checked before anything is
+    written; the STAR file and output folder are locked against a second
+    isonet command. Defaults and ranges: :data:`isonet.commands.PREDICT`.
 
     Parameters
     ----------
@@ -155,41 +162,47 @@ def predict_tomograms(star_file, model, output_dir="./corrected_tomos", gpu_ids=
     pandas.DataFrame
         The updated STAR table.
     """
+    if crop_size <= cube_size:
+        raise UsageError(f"--crop_size ({crop_size}) must be larger than --cube_size ({cube_size})")
     check_tile_sizes(cube_size, crop_size)
     table = read_star(star_file, required=PREDICT_REQUIRED)
     rows = select_rows(table, tomo_idx)
-    sources = {}
+    sources, needed = {}, 0
     for label, row in rows.iterrows():
         path = input_tomogram(row, star_file, use_deconv_tomo)
         if not os.path.isfile(path):
             raise IsonetError(f"{path}: tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
         sources[label] = path
+        needed += 4 * int(np.prod(read_header(path).shape))
     if not sources:
         raise IsonetError(f"{star_file}: no tomogram to predict")
+    if not os.path.isfile(model):
+        raise IsonetError(f"{model}: model file not found")
+    check_output_folder(output_dir, "--output_dir")
+    check_output_file(star_file, "STAR file")
+    check_free_space(output_dir, needed, "--output_dir")
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:
         batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
-    if batch_size < 1:
-        raise IsonetError(f"--batch_size must be >= 1, got {batch_size}")
     network, crop_size = _load_network(model, strategy, n_replicas, mixed_precision, crop_size)
-    os.makedirs(output_dir, exist_ok=True)
-
-    for label, source in sources.items():
-        root = file_root(source)
-        output = os.path.join(output_dir, f"{root}_corrected.mrc")
-        start = time.perf_counter()
-        corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
-                                             normalize_percentile)
-        seconds = time.perf_counter() - start
-        write_volume(output, corrected, like=header)
-        log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))
-        if snapshot:
-            from isonet.evaluation.pictures import save_snapshot
-            picture = os.path.join(output_dir, f"{root}_snapshot.png")
-            save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"])
-            log.info("Wrote %s", picture)
-        del corrected
-        set_column(table, "rlnCorrectedTomoName", output, rows=[label])
-        write_star(table, star_file)
+    with output_lock(star_file, output_dir):
+        os.makedirs(output_dir, exist_ok=True)
+        for label, source in sources.items():
+            root = file_root(source)
+            output = os.path.join(output_dir, f"{root}_corrected.mrc")
+            start = time.perf_counter()
+            corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
+                                                 normalize_percentile)
+            seconds = time.perf_counter() - start
+            write_volume(output, corrected, like=header)
+            log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))
+            if snapshot:
+                from isonet.evaluation.pictures import save_snapshot
+                picture = os.path.join(output_dir, f"{root}_snapshot.png")
+                save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"])
+                log.info("Wrote %s", picture)
+            del corrected
+            set_column(table, "rlnCorrectedTomoName", output, rows=[label])
+            write_star(table, star_file)
     return table

@@ -24,14 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.fft
 
+from isonet.commands import DECONV
 from isonet.ctf import ctf
-from isonet.errors import IsonetError, UsageError
-from isonet.io.mrc import read_volume, write_volume
-from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column,
-                            write_star)
-from isonet.log import progress
-from isonet.io.paths import check_same_file, input_tomogram, make_folder
-from isonet.log import log_time
+from isonet.errors import IsonetError
+from isonet.io.lock import output_lock
+from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, check_same_file,
+                             input_tomogram, make_folder)
+from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column, write_star
+from isonet.log import log_time, progress
 
 log = logging.getLogger("isonet")
 
@@ -335,28 +336,9 @@ def deconvolve(volume, pixel_size, defocus, voltage=300.0, cs=2.7, snrfalloff=1.
     return deconvolve_volume(volume, frequency, curve, ncpu, out=volume if overwrite_input else None)
 
 
-def _check_parameters(voltage, cs, snrfalloff, deconvstrength, highpassnyquist, chunk_size, overlap_rate, ncpu):
-    if voltage <= 0:
-        raise UsageError(f"--voltage must be > 0 kV, got {voltage}")
-    if cs < 0:
-        raise UsageError(f"--cs must be >= 0 mm, got {cs}")
-    if snrfalloff is not None and snrfalloff < 0:
-        raise UsageError(f"--snrfalloff must be >= 0, got {snrfalloff}")
-    if deconvstrength is not None and not np.isfinite(deconvstrength):
-        raise UsageError(f"--deconvstrength must be a finite number, got {deconvstrength}")
-    if not 0 < highpassnyquist <= 1:
-        raise UsageError(f"--highpassnyquist must be in (0, 1] (fraction of Nyquist), got {highpassnyquist}")
-    if chunk_size is not None and chunk_size < 16:
-        raise UsageError(f"--chunk_size must be at least 16 voxels, got {chunk_size}")
-    if not 0 <= overlap_rate < 1:
-        raise UsageError(f"--overlap_rate must be in [0, 1), got {overlap_rate}")
-    if ncpu < 1:
-        raise UsageError(f"--ncpu must be >= 1, got {ncpu}")
-
-
-def deconv_tomograms(star_file, deconv_folder="deconv", voltage=300.0, cs=2.7, snrfalloff=None,
-                     deconvstrength=None, highpassnyquist=0.02, chunk_size=None, overlap_rate=0.25, ncpu=4,
-                     tomo_idx=None):
+@DECONV.implements
+def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpassnyquist, chunk_size,
+                     overlap_rate, ncpu, tomo_idx):
     """Deconvolve the tomograms listed in ``star_file`` and record the results in it.
 
     Adds ``rlnSnrFalloff`` (1.0), ``rlnDeconvStrength`` (1.0) and
@@ -365,7 +347,10 @@ def deconv_tomograms(star_file, deconv_folder="deconv", voltage=300.0, cs=2.7, s
     ``<deconv_folder>/<file name of rlnMicrographName>`` in
     ``rlnDeconvTomoName``; the STAR file is rewritten (atomically) after every
     row. Rows with defocus 0 (phase plate, or unknown) are skipped with a
-    warning. Input tomograms are never modified.
+    warning. Input tomograms are never modified. Every selected row (defocus,
+    pixel size, tomogram header) is checked before anything is written, and
+    the STAR file and output folder are locked against a second isonet command.
+    Defaults and ranges: :data:`isonet.commands.DECONV`.
 
     Parameters
     ----------
@@ -383,14 +368,48 @@ def deconv_tomograms(star_file, deconv_folder="deconv", voltage=300.0, cs=2.7, s
     pandas.DataFrame
         The updated table.
     """
-    _check_parameters(voltage, cs, snrfalloff, deconvstrength, highpassnyquist, chunk_size, overlap_rate, ncpu)
     table = read_star(star_file, required=TOMOGRAM_REQUIRED + ("rlnDefocus",))
     for label, default in (("rlnSnrFalloff", 1.0), ("rlnDeconvStrength", 1.0), ("rlnDeconvTomoName", None)):
         if label not in table.columns:
             set_column(table, label, default)
     rows = select_rows(table, tomo_idx)
-    make_folder(deconv_folder, "--deconv_folder")
-    for position in progress(rows.index, desc="deconv", unit="tomogram"):
+    jobs = _check_rows(table, rows, star_file, deconv_folder, snrfalloff)
+    check_output_folder(deconv_folder, "--deconv_folder")
+    check_output_file(star_file, "STAR file")
+    check_free_space(deconv_folder, sum(4 * int(np.prod(job[3])) for job in jobs), "--deconv_folder")
+    with output_lock(star_file, deconv_folder):
+        make_folder(deconv_folder, "--deconv_folder")
+        for position, source, output, _ in progress(jobs, desc="deconv", unit="tomogram"):
+            row = table.loc[position]
+            defocus, pixel_size = float(row["rlnDefocus"]), float(row["rlnPixelSize"])
+            if snrfalloff is not None:
+                set_column(table, "rlnSnrFalloff", float(snrfalloff), rows=[position])
+            if deconvstrength is not None:
+                set_column(table, "rlnDeconvStrength", float(deconvstrength), rows=[position])
+            falloff = _row_value(table, position, "rlnSnrFalloff", star_file)
+            strength = _row_value(table, position, "rlnDeconvStrength", star_file)
+            with log_time(f"deconv {source}"):
+                log.info("deconv %s: defocus %.0f Å, pixel %.3f Å, snrfalloff %g, deconvstrength %g%s",
+                         source, defocus, pixel_size, falloff, strength,
+                         f", chunks of {chunk_size}" if chunk_size else "")
+                volume, header = read_volume(source, return_header=True)
+                result = deconvolve(volume, pixel_size, defocus, voltage, cs, falloff, strength, highpassnyquist,
+                                    chunk_size, overlap_rate, ncpu, overwrite_input=True)
+                del volume
+                write_volume(output, result, like=header)
+                del result
+            set_column(table, "rlnDeconvTomoName", output, rows=[position])
+            write_star(table, star_file)
+    return table
+
+
+def _check_rows(table, rows, star_file, deconv_folder, snrfalloff):
+    """Check every selected row before anything is written; returns (position, source, output, shape) to process.
+
+    Rows with rlnDefocus 0 are left out with a warning.
+    """
+    jobs = []
+    for position in rows.index:
         row = table.loc[position]
         source = input_tomogram(row, star_file, use_deconv_tomo=False)
         defocus = float(row["rlnDefocus"])
@@ -405,27 +424,13 @@ def deconv_tomograms(star_file, deconv_folder="deconv", voltage=300.0, cs=2.7, s
         pixel_size = float(row["rlnPixelSize"])
         if not pixel_size > 0:
             raise IsonetError(f"{star_file}: rlnPixelSize of {source} must be > 0 Å, got {pixel_size}")
-        if snrfalloff is not None:
-            set_column(table, "rlnSnrFalloff", float(snrfalloff), rows=[position])
-        if deconvstrength is not None:
-            set_column(table, "rlnDeconvStrength", float(deconvstrength), rows=[position])
-        falloff = _row_value(table, position, "rlnSnrFalloff", star_file)
-        strength = _row_value(table, position, "rlnDeconvStrength", star_file)
+        if snrfalloff is None and not is_empty(row["rlnSnrFalloff"]) and float(row["rlnSnrFalloff"]) < 0:
+            raise IsonetError(f"{star_file}: rlnSnrFalloff of {source} must be >= 0, got {row['rlnSnrFalloff']}")
+        shape = read_header(source).shape
         output = os.path.join(deconv_folder, os.path.basename(source))
         check_same_file(output, source, "deconv")
-        with log_time(f"deconv {source}"):
-            log.info("deconv %s: defocus %.0f Å, pixel %.3f Å, snrfalloff %g, deconvstrength %g%s",
-                     source, defocus, pixel_size, falloff, strength,
-                     f", chunks of {chunk_size}" if chunk_size else "")
-            volume, header = read_volume(source, return_header=True)
-            result = deconvolve(volume, pixel_size, defocus, voltage, cs, falloff, strength, highpassnyquist,
-                                chunk_size, overlap_rate, ncpu, overwrite_input=True)
-            del volume
-            write_volume(output, result, like=header)
-            del result
-        set_column(table, "rlnDeconvTomoName", output, rows=[position])
-        write_star(table, star_file)
-    return table
+        jobs.append((position, source, output, shape))
+    return jobs
 
 
 def _row_value(table, position, label, star_file):

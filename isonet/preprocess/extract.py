@@ -14,13 +14,16 @@ import os
 import numpy as np
 import pandas as pd
 
+from isonet.commands import EXTRACT
 from isonet.errors import IsonetError, UsageError
+from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, file_root, input_tomogram,
+                             rename_aside)
 from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, tilt_range,
                             write_star)
-from isonet.log import progress
-from isonet.io.paths import file_root, input_tomogram, rename_aside
-from isonet.log import log_time
+from isonet.log import log_time, progress
+from isonet.normalize import warn_if_flat
 
 log = logging.getLogger("isonet")
 
@@ -114,8 +117,9 @@ def half_star_names(subtomo_star):
     return f"{root}_half1{extension or '.star'}", f"{root}_half2{extension or '.star'}"
 
 
-def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subtomo.star", cube_size=64,
-                         crop_size=None, use_deconv_tomo=True, tomo_idx=None, seed=None, split_halves=False):
+@EXTRACT.implements
+def extract_subtomograms(star_file, subtomo_folder, subtomo_star, cube_size, crop_size, use_deconv_tomo, tomo_idx,
+                         seed, split_halves):
     """Cut random subtomograms from the tomograms of ``star_file`` and list them in ``subtomo_star``.
 
     For each selected row, ``rlnNumberSubtomo`` (default 100) centres are drawn
@@ -123,7 +127,10 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
     ``<subtomo_folder>/<root>_<j:06d>.mrc`` written (float32, raw intensities,
     voxel size = rlnPixelSize; root = file name of ``rlnMicrographName``
     without its extension). An existing ``subtomo_folder`` is renamed aside
-    (``subtomo~``, ``subtomo~2``...), never deleted.
+    (``subtomo~``, ``subtomo~2``...), never deleted, but only once every input
+    (STAR labels, tomogram and mask headers and shapes, counts, free disk
+    space) has been checked; the outputs are locked against a second isonet
+    command meanwhile. Defaults and ranges: :data:`isonet.commands.EXTRACT`.
 
     Parameters
     ----------
@@ -153,34 +160,74 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
     pandas.DataFrame
         The subtomo table written.
     """
-    if cube_size is None or cube_size < 8 or cube_size % 8:
+    if cube_size % 8:
         raise UsageError(f"--cube_size must be a positive multiple of 8, got {cube_size}")
     if crop_size is None:
         crop_size = cube_size + 16
     if crop_size <= cube_size:
         raise UsageError(f"--crop_size ({crop_size}) must be larger than --cube_size ({cube_size})")
+    table = read_star(star_file, required=TOMOGRAM_REQUIRED)
+    rows = select_rows(table, tomo_idx)
+    plans = _check_inputs(rows, star_file, crop_size, use_deconv_tomo)
+    check_output_folder(subtomo_folder, "--subtomo_folder")
+    check_output_file(subtomo_star, "--subtomo_star")
+    total = sum(plan["count"] for plan in plans)
+    check_free_space(subtomo_folder, total * (crop_size ** 3 * 4 + 1024), "--subtomo_folder")
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 31))
         log.info("extract: random seed %d (pass --seed %d to repeat)", seed, seed)
     rng = np.random.default_rng(seed)
-    table = read_star(star_file, required=TOMOGRAM_REQUIRED)
-    rows = select_rows(table, tomo_idx)
+    outputs = [subtomo_folder, subtomo_star] + (list(half_star_names(subtomo_star)) if split_halves else [])
+    with output_lock(*outputs):
+        rename_aside(subtomo_folder)
+        os.makedirs(subtomo_folder)
+        entries = []
+        for plan in progress(plans, desc="extract", unit="tomogram"):
+            entries += _extract_one(plan, subtomo_folder, cube_size, crop_size, rng)
+        return _write_tables(entries, subtomo_star, split_halves, rng, cube_size, crop_size)
+
+
+def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
+    """Check every row's tomogram and mask (headers, shapes, counts) before anything is written.
+
+    Returns
+    -------
+    list of dict
+        Per row: ``source``, ``mask`` (path or None), ``count``, ``pixel_size``, ``tilts``, ``root``
+        and ``name`` (rlnMicrographName).
+    """
     roots = [file_root(name) for name in rows["rlnMicrographName"]]
     repeated = sorted({r for r in roots if roots.count(r) > 1})
     if repeated:
         raise IsonetError(f"{star_file}: several tomograms have the file name root {repeated[0]!r}; "
                           "their subtomogram files would collide (rename the tomograms)")
-    for _, row in rows.iterrows():
+    plans = []
+    for (_, row), root in zip(rows.iterrows(), roots):
         source = input_tomogram(row, star_file, use_deconv_tomo, fallback=True)
         shape = read_header(source).shape
         if valid_centre_box(shape, crop_size) is None:
             raise IsonetError(f"{source}: tomogram of shape (z, y, x) = {shape} is thinner than crop_size "
                               f"{crop_size}; use a smaller --cube_size/--crop_size")
-    rename_aside(subtomo_folder)
-    os.makedirs(subtomo_folder)
-    entries = []
-    for _, row in progress(list(rows.iterrows()), desc="extract", unit="tomogram"):
-        entries += _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng)
+        count = 100 if is_empty(row.get("rlnNumberSubtomo")) else int(row["rlnNumberSubtomo"])
+        if count < 1:
+            raise IsonetError(f"{star_file}: rlnNumberSubtomo of {source} must be >= 1, got {count}")
+        pixel_size = float(row["rlnPixelSize"])
+        if not pixel_size > 0:
+            raise IsonetError(f"{star_file}: rlnPixelSize of {source} must be > 0 Å, got {pixel_size}")
+        mask = None
+        if not is_empty(row.get("rlnMaskName")):
+            mask = resolve_path(row["rlnMaskName"], star_file)
+            mask_shape = read_header(mask).shape
+            if mask_shape != shape:
+                raise IsonetError(f"{mask}: mask shape {mask_shape} differs from tomogram {source} "
+                                  f"shape {shape} (z, y, x)")
+        plans.append(dict(source=source, mask=mask, count=count, pixel_size=pixel_size, tilts=tilt_range(row),
+                          root=root, name=row["rlnMicrographName"]))
+    return plans
+
+
+def _write_tables(entries, subtomo_star, split_halves, rng, cube_size, crop_size):
+    """Write subtomo.star (and its random halves); return the table."""
     subtomos = pd.DataFrame(entries)
     subtomos.insert(0, "rlnSubtomoIndex", np.arange(1, len(subtomos) + 1))
     write_star(subtomos, subtomo_star)
@@ -193,40 +240,29 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
     return subtomos
 
 
-def _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng):
-    """Cut and write the subtomograms of one tomogram row; return their subtomo.star entries."""
-    source = input_tomogram(row, star_file, use_deconv_tomo, fallback=True)
-    count = 100 if is_empty(row.get("rlnNumberSubtomo")) else int(row["rlnNumberSubtomo"])
-    if count < 1:
-        raise IsonetError(f"{star_file}: rlnNumberSubtomo of {source} must be >= 1, got {count}")
-    pixel_size = float(row["rlnPixelSize"])
-    tilt_min, tilt_max = tilt_range(row)
-    root = file_root(row["rlnMicrographName"])
+def _extract_one(plan, subtomo_folder, cube_size, crop_size, rng):
+    """Cut and write the subtomograms of one checked row (see :func:`_check_inputs`); return their entries."""
+    source = plan["source"]
     with log_time(f"extract {source}"):
         shape = read_header(source).shape
-        mask = None
-        if not is_empty(row.get("rlnMaskName")):
-            # read before the tomogram so that the mask's float32 copy is gone by then
-            mask_path = resolve_path(row["rlnMaskName"], star_file)
-            mask = read_volume(mask_path) != 0
-            if mask.shape != shape:
-                raise IsonetError(f"{mask_path}: mask shape {mask.shape} differs from tomogram {source} "
-                                  f"shape {shape} (z, y, x)")
+        # the mask is read before the tomogram so that its float32 copy is gone by then
+        mask = None if plan["mask"] is None else read_volume(plan["mask"]) != 0
         try:
-            centres = sample_centres(shape, crop_size, count, rng, mask)
+            centres = sample_centres(shape, crop_size, plan["count"], rng, mask)
         except IsonetError as exc:
-            raise IsonetError(f"{source}: {exc}" + (f" (mask {row['rlnMaskName']})" if mask is not None else "")
+            raise IsonetError(f"{source}: {exc}" + (f" (mask {plan['mask']})" if mask is not None else "")
                               ) from None
         del mask
         volume = read_volume(source)
+        warn_if_flat(volume, source)
         entries = []
         for j, centre in enumerate(centres):
-            path = os.path.join(subtomo_folder, f"{root}_{j:06d}.mrc")
-            write_volume(path, crop(volume, centre, crop_size), voxel_size=pixel_size)
+            path = os.path.join(subtomo_folder, f"{plan['root']}_{j:06d}.mrc")
+            write_volume(path, crop(volume, centre, crop_size), voxel_size=plan["pixel_size"])
             entries.append({
                 "rlnImageName": path, "rlnCubeSize": int(cube_size), "rlnCropSize": int(crop_size),
-                "rlnPixelSize": pixel_size, "rlnTiltMin": tilt_min, "rlnTiltMax": tilt_max,
-                "rlnMicrographName": row["rlnMicrographName"],
+                "rlnPixelSize": plan["pixel_size"], "rlnTiltMin": plan["tilts"][0], "rlnTiltMax": plan["tilts"][1],
+                "rlnMicrographName": plan["name"],
                 "rlnCoordinateX": float(centre[2]), "rlnCoordinateY": float(centre[1]),
                 "rlnCoordinateZ": float(centre[0]),
             })

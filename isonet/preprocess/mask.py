@@ -13,12 +13,13 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from isonet.errors import IsonetError, UsageError
-from isonet.io.mrc import read_volume, write_volume
+from isonet.commands import MAKE_MASK
+from isonet.errors import IsonetError
+from isonet.io.lock import output_lock
+from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.paths import check_output_file, check_output_folder, file_root, input_tomogram, make_folder
 from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, set_column, write_star
-from isonet.log import progress
-from isonet.io.paths import file_root, input_tomogram, make_folder
-from isonet.log import log_time
+from isonet.log import log_time, progress
 from isonet.preprocess.imod import read_boundary_points
 
 log = logging.getLogger("isonet")
@@ -208,13 +209,9 @@ def mask_from_binned(binned, shape, patch_size=4, density_percentage=50.0, std_p
     return mask
 
 
-def _check_percentage(value, name, error=UsageError):
-    if value is not None and not 0 < value <= 100:
-        raise error(f"{name} must be in (0, 100] percent, got {value}")
-
-
-def make_masks(star_file, mask_folder="mask", patch_size=4, density_percentage=None, std_percentage=None,
-               use_deconv_tomo=True, z_crop=None, tomo_idx=None, mask_boundary=None):
+@MAKE_MASK.implements
+def make_masks(star_file, mask_folder, patch_size, density_percentage, std_percentage, use_deconv_tomo, z_crop,
+               tomo_idx, mask_boundary):
     """Make a mask for every selected tomogram of ``star_file`` and record it there.
 
     Adds ``rlnMaskDensityPercentage`` (50), ``rlnMaskStdPercentage`` (50) and
@@ -223,6 +220,10 @@ def make_masks(star_file, mask_folder="mask", patch_size=4, density_percentage=N
     ``rlnMaskBoundary``. Writes ``<mask_folder>/<root>_mask.mrc`` (0/1 in 8-bit MRC
     mode 0; root = file name of the tomogram used without its extension) with the
     tomogram's voxel size and origin, and rewrites the STAR after every row.
+    Every selected row (tomogram header, percentages, boundary file) is checked
+    before anything is written; the STAR file and the mask folder are locked
+    against a second isonet command. Defaults and ranges:
+    :data:`isonet.commands.MAKE_MASK`.
 
     Parameters
     ----------
@@ -245,58 +246,73 @@ def make_masks(star_file, mask_folder="mask", patch_size=4, density_percentage=N
     pandas.DataFrame
         The updated table.
     """
-    if patch_size < 1:
-        raise UsageError(f"--patch_size must be >= 1, got {patch_size}")
-    _check_percentage(density_percentage, "--density_percentage")
-    _check_percentage(std_percentage, "--std_percentage")
-    if z_crop is not None and not 0 <= z_crop < 0.5:
-        raise UsageError(f"--z_crop must be in [0, 0.5) (fraction removed at top and at bottom), got {z_crop}")
+    if mask_boundary is not None and str(mask_boundary).strip() in ("", "None"):
+        mask_boundary = None
     table = read_star(star_file, required=TOMOGRAM_REQUIRED)
     for label, default in (("rlnMaskDensityPercentage", 50.0), ("rlnMaskStdPercentage", 50.0),
-                           ("rlnMaskName", None)):
+                           ("rlnMaskName", None), ("rlnMaskBoundary", None)):
         if label not in table.columns:
             set_column(table, label, default)
-    if "rlnMaskBoundary" not in table.columns:
-        set_column(table, "rlnMaskBoundary", None)
     rows = select_rows(table, tomo_idx)
-    make_folder(mask_folder, "--mask_folder")
-    for position in progress(rows.index, desc="make_mask", unit="tomogram"):
+    for position in rows.index:  # the settings given here go into the STAR, checked with its values
         if density_percentage is not None:
             set_column(table, "rlnMaskDensityPercentage", float(density_percentage), rows=[position])
         if std_percentage is not None:
             set_column(table, "rlnMaskStdPercentage", float(std_percentage), rows=[position])
         if mask_boundary is not None:
             set_column(table, "rlnMaskBoundary", str(mask_boundary), rows=[position])
-        row = table.loc[position]
-        source = input_tomogram(row, star_file, use_deconv_tomo)
-        density = _percentage(row, "rlnMaskDensityPercentage", star_file)
-        deviation = _percentage(row, "rlnMaskStdPercentage", star_file)
-        points = None
-        if not is_empty(row["rlnMaskBoundary"]):
-            boundary = mask_boundary if mask_boundary is not None else resolve_path(row["rlnMaskBoundary"], star_file)
-            points = read_boundary_points(boundary)
-            log.info("%s: polygon boundary from %s (%d points)", source, boundary, len(points))
-        output = os.path.join(mask_folder, f"{file_root(source)}_mask.mrc")
-        with log_time(f"make_mask {source}"):
-            volume, header = read_volume(source, return_header=True)
-            binned = bin2(volume)
-            del volume
-            mask = mask_from_binned(binned, header.shape, patch_size, density, deviation, z_crop, points)
-            del binned
-            kept = int(np.count_nonzero(mask))
-            if kept == 0:
-                raise IsonetError(f"{source}: the mask keeps no voxel (density_percentage={density:g}, "
-                                  f"std_percentage={deviation:g}, z_crop={z_crop}, boundary="
-                                  f"{row['rlnMaskBoundary']}); raise the percentages or check the boundary")
-            log.info("%s: mask keeps %.1f %% of the voxels -> %s", source, 100.0 * kept / mask.size, output)
-            # MRC mode 0 (8-bit): mrcfile would store uint8 as 16-bit mode 6
-            write_volume(output, mask.view(np.int8), like=header)
-        set_column(table, "rlnMaskName", output, rows=[position])
-        write_star(table, star_file)
+    jobs = [_check_row(table.loc[position], position, star_file, mask_folder, use_deconv_tomo, mask_boundary)
+            for position in rows.index]
+    check_output_folder(mask_folder, "--mask_folder")
+    check_output_file(star_file, "STAR file")
+    with output_lock(star_file, mask_folder):
+        make_folder(mask_folder, "--mask_folder")
+        for job in progress(jobs, desc="make_mask", unit="tomogram"):
+            _make_one(job, patch_size, z_crop)
+            set_column(table, "rlnMaskName", job["output"], rows=[job["position"]])
+            write_star(table, star_file)
     return table
+
+
+def _check_row(row, position, star_file, mask_folder, use_deconv_tomo, mask_boundary):
+    """Check one row (tomogram header, percentages, boundary points) before anything is written; returns
+    what :func:`_make_one` needs."""
+    source = input_tomogram(row, star_file, use_deconv_tomo)
+    read_header(source)
+    points, boundary = None, None
+    if not is_empty(row["rlnMaskBoundary"]):
+        boundary = mask_boundary if mask_boundary is not None else resolve_path(row["rlnMaskBoundary"], star_file)
+        points = read_boundary_points(boundary)
+    return dict(position=position, source=source, boundary=boundary, points=points,
+                density=_percentage(row, "rlnMaskDensityPercentage", star_file),
+                deviation=_percentage(row, "rlnMaskStdPercentage", star_file),
+                output=os.path.join(mask_folder, f"{file_root(source)}_mask.mrc"))
+
+
+def _make_one(job, patch_size, z_crop):
+    """Compute and write the mask of one checked row (see :func:`_check_row`)."""
+    source, output = job["source"], job["output"]
+    if job["points"] is not None:
+        log.info("%s: polygon boundary from %s (%d points)", source, job["boundary"], len(job["points"]))
+    with log_time(f"make_mask {source}"):
+        volume, header = read_volume(source, return_header=True)
+        binned = bin2(volume)
+        del volume
+        mask = mask_from_binned(binned, header.shape, patch_size, job["density"], job["deviation"], z_crop,
+                                job["points"])
+        del binned
+        kept = int(np.count_nonzero(mask))
+        if kept == 0:
+            raise IsonetError(f"{source}: the mask keeps no voxel (density_percentage={job['density']:g}, "
+                              f"std_percentage={job['deviation']:g}, z_crop={z_crop}, boundary="
+                              f"{job['boundary']}); raise the percentages or check the boundary")
+        log.info("%s: mask keeps %.1f %% of the voxels -> %s", source, 100.0 * kept / mask.size, output)
+        # MRC mode 0 (8-bit): mrcfile would store uint8 as 16-bit mode 6
+        write_volume(output, mask.view(np.int8), like=header)
 
 
 def _percentage(row, label, star_file):
     value = 50.0 if is_empty(row.get(label)) else float(row[label])
-    _check_percentage(value, f"{star_file}: {label}", error=IsonetError)
+    if not 0 < value <= 100:
+        raise IsonetError(f"{star_file}: {label} must be in (0, 100] percent, got {value}")
     return value

@@ -10,12 +10,14 @@ import os
 import numpy as np
 import scipy.fft
 
-from isonet.errors import IsonetError, UsageError
-from isonet.io.mrc import read_volume, write_volume
+from isonet.commands import RESIZE
+from isonet.errors import IsonetError
+from isonet.io.lock import output_lock
+from isonet.io.mrc import read_header, read_volume, write_volume
+from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, check_same_file,
+                             input_tomogram, make_folder)
 from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column, write_star
-from isonet.log import progress
-from isonet.io.paths import check_same_file, input_tomogram, make_folder
-from isonet.log import log_time
+from isonet.log import log_time, progress
 
 log = logging.getLogger("isonet")
 
@@ -71,7 +73,8 @@ def fourier_resize(volume, shape, workers=1):
     return result
 
 
-def resize_tomograms(star_file, apix=15.0, out_folder="tomograms_resized", tomo_idx=None, ncpu=None):
+@RESIZE.implements
+def resize_tomograms(star_file, apix, out_folder, tomo_idx):
     """Resample the selected tomograms of ``star_file`` to pixel size ``apix`` and list them in a new STAR.
 
     Writes ``<out_folder>/<file name>`` (voxel size ``apix``, same origin) for
@@ -79,7 +82,10 @@ def resize_tomograms(star_file, apix=15.0, out_folder="tomograms_resized", tomo_
     only, ``rlnMicrographName`` pointing at the new files and ``rlnPixelSize =
     apix``. Columns naming files or coordinates at the old pixel size
     (deconvolved tomogram, mask, corrected tomogram, mask boundary) are reset to
-    None in the new STAR.
+    None in the new STAR. Every selected tomogram header is checked before
+    anything is written; the outputs are locked against a second isonet
+    command. Defaults and ranges: :data:`isonet.commands.RESIZE`. The FFTs use
+    every CPU.
 
     Parameters
     ----------
@@ -91,41 +97,49 @@ def resize_tomograms(star_file, apix=15.0, out_folder="tomograms_resized", tomo_
         Output folder (created if missing).
     tomo_idx : list of int, optional
         ``rlnIndex`` values to resize (all by default).
-    ncpu : int, optional
-        FFT threads (all CPUs by default).
 
     Returns
     -------
     str
         Path of the new STAR file.
     """
-    if not apix > 0:
-        raise UsageError(f"--apix must be > 0 Å, got {apix}")
     table = read_star(star_file, required=TOMOGRAM_REQUIRED)
     rows = select_rows(table, tomo_idx).copy()
-    make_folder(out_folder, "--out_folder")
-    for position in progress(rows.index, desc="resize", unit="tomogram"):
+    jobs = []
+    for position in rows.index:
         source = input_tomogram(rows.loc[position], star_file, use_deconv_tomo=False)
         old_pixel = float(rows.loc[position, "rlnPixelSize"])
         if not old_pixel > 0:
             raise IsonetError(f"{star_file}: rlnPixelSize of {source} must be > 0 Å, got {old_pixel}")
+        new_shape = resized_shape(read_header(source).shape, old_pixel, apix)
         output = os.path.join(out_folder, os.path.basename(source))
         check_same_file(output, source, "resize")
-        with log_time(f"resize {source}"):
-            volume, header = read_volume(source, return_header=True)
-            shape = resized_shape(volume.shape, old_pixel, apix)
-            log.info("resize %s: %.3f -> %.3f Å, shape (z, y, x) %s -> %s", source, old_pixel, apix,
-                     volume.shape, shape)
-            result = fourier_resize(volume, shape, workers=ncpu or os.cpu_count() or 1)
-            del volume
-            write_volume(output, result, voxel_size=apix, origin=header.origin)
-        set_column(rows, "rlnMicrographName", output, rows=[position])
+        jobs.append((position, source, old_pixel, output, new_shape))
+    resized_star = f"{os.path.splitext(star_file)[0]}_resized.star"
+    check_output_folder(out_folder, "--out_folder")
+    check_output_file(resized_star, "resized STAR")
+    check_free_space(out_folder, sum(4 * int(np.prod(job[4])) for job in jobs), "--out_folder")
+    with output_lock(out_folder, resized_star):
+        make_folder(out_folder, "--out_folder")
+        for position, source, old_pixel, output, shape in progress(jobs, desc="resize", unit="tomogram"):
+            with log_time(f"resize {source}"):
+                volume, header = read_volume(source, return_header=True)
+                log.info("resize %s: %.3f -> %.3f Å, shape (z, y, x) %s -> %s", source, old_pixel, apix,
+                         volume.shape, shape)
+                result = fourier_resize(volume, shape, workers=os.cpu_count() or 1)
+                del volume
+                write_volume(output, result, voxel_size=apix, origin=header.origin)
+            set_column(rows, "rlnMicrographName", output, rows=[position])
+        _write_resized_star(rows, apix, resized_star)
+    return resized_star
+
+
+def _write_resized_star(rows, apix, resized_star):
+    """The resized rows with the new pixel size; columns tied to the old pixel size reset to None."""
     set_column(rows, "rlnPixelSize", float(apix))
     for label in STALE_LABELS:
         if label in rows.columns and not all(is_empty(v) for v in rows[label]):
             log.warning("%s reset to None in the resized STAR (it refers to the old pixel size)", label)
             set_column(rows, label, None)
-    resized_star = f"{os.path.splitext(star_file)[0]}_resized.star"
     write_star(rows.reset_index(drop=True), resized_star)
     log.info("Wrote %s with %d tomogram(s) at %.3f Å", resized_star, len(rows), apix)
-    return resized_star

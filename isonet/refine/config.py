@@ -11,51 +11,15 @@ import dataclasses
 import json
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import field, make_dataclass
 
+from isonet.commands import REFINE
 from isonet.errors import IsonetError, UsageError
 from isonet.io.atomic import atomic_write_text
 
 
-@dataclass
-class RefineConfig:
-    """All refine settings (names and defaults as IsoNet 1's command line, spec §1.6).
-
-    Attributes with ``None`` are derived by :meth:`resolve`: ``batch_size`` =
-    max(4, 2 x devices), ``steps_per_epoch`` = min(int(6 N / batch_size), 200)
-    with N the subtomograms used per iteration, ``noise_dir`` =
-    ``<result_dir>/training_noise``, ``seed`` = a random seed (recorded).
-    """
-
-    subtomo_star: str = None
-    gpuID: list = None
-    iterations: int = 30
-    data_dir: str = None
-    pretrained_model: str = None
-    result_dir: str = "results"
-    remove_intermediate: bool = False
-    select_subtomo_number: int = None
-    preprocessing_ncpus: int = 16
-    epochs: int = 10
-    batch_size: int = None
-    steps_per_epoch: int = None
-    learning_rate: float = 0.0004
-    noise_level: tuple = (0.05, 0.10, 0.15, 0.20)
-    noise_start_iter: tuple = (11, 16, 21, 26)
-    noise_mode: str = "noFilter"
-    noise_dir: str = None
-    drop_out: float = 0.3
-    convs_per_depth: int = 3
-    kernel: tuple = (3, 3, 3)
-    pool: tuple = None
-    unet_depth: int = 3
-    filter_base: int = 64
-    batch_normalization: bool = True
-    normalize_percentile: bool = True
-    seed: int = None
-    mixed_precision: bool = False
-    #: Settings given on the command line (names), so that they win over --continue_from.
-    explicit: set = field(default_factory=set, repr=False)
+class _Settings:
+    """Methods of :class:`RefineConfig` (its fields are made from the refine spec below)."""
 
     @classmethod
     def from_cli(cls, values):
@@ -94,7 +58,7 @@ class RefineConfig:
         for f in dataclasses.fields(cls):
             if f.name in values and f.name != "explicit":
                 value = values[f.name]
-                if isinstance(value, list) and f.type is tuple:
+                if isinstance(value, list) and isinstance(f.default, tuple):
                     value = tuple(value)
                 kwargs[f.name] = value
         return cls(**kwargs)
@@ -119,7 +83,7 @@ class RefineConfig:
         return merged
 
     def resolve(self, n_subtomos, n_replicas):
-        """Fill the derived defaults in place and check value ranges; returns ``self``.
+        """Check every setting against the spec, fill the derived defaults in place; returns ``self``.
 
         Parameters
         ----------
@@ -128,6 +92,8 @@ class RefineConfig:
         n_replicas : int
             Devices the batch is split over.
         """
+        for name, value in self.to_dict().items():  # saved settings (--continue_from) are checked too
+            REFINE[name].check(tuple(value) if isinstance(value, list) else value)
         if self.select_subtomo_number is not None:
             if not 1 <= self.select_subtomo_number <= n_subtomos:
                 raise UsageError(f"--select_subtomo_number: expected 1..{n_subtomos} "
@@ -144,14 +110,6 @@ class RefineConfig:
             self.noise_dir = os.path.join(self.result_dir, "training_noise")
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2 ** 31)
-        for name in ("iterations", "epochs", "steps_per_epoch", "preprocessing_ncpus", "unet_depth",
-                     "filter_base", "convs_per_depth"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name}: expected a whole number >= 1, got {getattr(self, name)}")
-        if not 0 <= self.drop_out < 1:
-            raise UsageError(f"--drop_out: expected 0 <= value < 1, got {self.drop_out}")
-        if self.learning_rate <= 0:
-            raise UsageError(f"--learning_rate: expected a value > 0, got {self.learning_rate}")
         return self
 
     def network_options(self):
@@ -159,6 +117,20 @@ class RefineConfig:
         return dict(unet_depth=self.unet_depth, filter_base=self.filter_base,
                     convs_per_depth=self.convs_per_depth, kernel=tuple(self.kernel), pool=self.pool,
                     batch_normalization=self.batch_normalization, drop_out=self.drop_out)
+
+
+#: Every refine setting (spec §1.6) with its default from :data:`isonet.commands.REFINE`; ``None`` in a
+#: field means "derive it" (:meth:`RefineConfig.resolve`: ``batch_size`` = max(4, 2 x devices),
+#: ``steps_per_epoch`` = min(int(6 N / batch_size), 200) with N the subtomograms used per iteration,
+#: ``noise_dir`` = ``<result_dir>/training_noise``, ``seed`` = a random seed, recorded). ``explicit``
+#: names the settings given on the command line, so that they win over --continue_from.
+RefineConfig = make_dataclass(
+    "RefineConfig",
+    [(p.name, object, field(default=p.default)) for p in REFINE.params if p.name != "continue_from"]
+    + [("explicit", set, field(default_factory=set, repr=False))],
+    bases=(_Settings,))
+RefineConfig.__module__ = __name__
+RefineConfig.__doc__ = "All refine settings (names and defaults: :data:`isonet.commands.REFINE`)."
 
 
 def iteration_json_path(result_dir, iteration):

@@ -45,6 +45,7 @@ from isonet.io.paths import file_root, rename_aside
 from isonet.refine.config import iteration_json_path, load_state, save_state
 from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
 from isonet.refine.pairs import PairMaker, PairStream, dump_pairs
+from isonet.refine.validate import validate_refine
 from isonet.refine.wedge_ops import apply_wedge, wedge_masks
 
 log = logging.getLogger("isonet")
@@ -263,6 +264,7 @@ def refine(config, continue_from=None, logical_cpus=0):
         raise UsageError(f"--noise_mode: expected one of {', '.join(NOISE_MODES)}, got {config.noise_mode!r}")
     schedule = noise_schedule(config.iterations, config.noise_level, config.noise_start_iter)
     subtomos = Subtomograms(config.subtomo_star)
+    validate_refine(config, subtomos, continue_from)
     keras = _keras()
     strategy, n_replicas = select_strategy(config.gpuID, logical_cpus=logical_cpus)
     import tensorflow as tf

@@ -20,13 +20,12 @@ import os
 
 import numpy as np
 
+from isonet.commands import NOISE_MODES  # back-projection filters: none (low-pass noise), ramp, ramp x Hamming
 from isonet.errors import UsageError
 from isonet.io.mrc import read_volume, write_volume
 
 log = logging.getLogger("isonet")
 
-#: Back-projection filters: none (plain back-projection, low-pass noise), ramp, ramp x Hamming.
-NOISE_MODES = ("noFilter", "ramp", "hamming")
 #: Angular step of the simulated tilt series, degrees.
 ANGLE_STEP = 3.0
 #: Number of noise cubes per noise folder (as IsoNet 1).

@@ -24,19 +24,21 @@ import time
 
 import numpy as np
 
-from isonet.errors import IsonetError
+from isonet.commands import RECONSTRUCTIONS, SIMULATE
+from isonet.errors import IsonetError, UsageError
 from isonet.io.atomic import atomic_write_text
+from isonet.io.lock import output_lock
 from isonet.io.mrc import write_volume
+from isonet.io.paths import check_free_space, check_output_folder, rename_aside
 from isonet.io.star import check_tilt_range, set_column, write_star
 from isonet.log import progress
+from isonet.prepare import prepare_star
 from isonet.simulate.acquisition import (add_noise, apply_ctf, project, sirt, tilt_angles,
                                          weighted_backprojection)
 from isonet.simulate.phantom import make_specimen
 
 log = logging.getLogger("isonet")
 
-RECONSTRUCTIONS = ("wbp", "sirt")
-FILTERS = ("ramp", "hamming")
 
 
 def lateral_padding(shape, angles):
@@ -114,9 +116,9 @@ def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, volt
     return volume, ground_truth, counts
 
 
-def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, tilt_min=-60.0, tilt_max=60.0,
-                   tilt_step=3.0, snr=0.5, defocus=0.0, voltage=300.0, cs=2.7, amplitude_contrast=0.07,
-                   reconstruction="wbp", filter="ramp", sirt_iterations=20, number_subtomos=100, seed=0):
+@SIMULATE.implements
+def run_simulation(out_dir, n_tomos, shape, pixel_size, tilt_min, tilt_max, tilt_step, snr, defocus, voltage, cs,
+                   amplitude_contrast, reconstruction, filter, sirt_iterations, number_subtomos, seed):
     """Write a tutorial dataset: tomograms, ground truths, tilt angles and tomograms.star.
 
     Layout (paths in the STAR are relative to ``out_dir``)::
@@ -130,68 +132,53 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
     (``name~``), never deleted. Tomogram ``i`` (from 1) uses the random stream
     ``(seed, i)``, so results do not depend on ``n_tomos``. Other parameters:
     see :func:`simulate_tomogram`; ``number_subtomos`` goes into rlnNumberSubtomo.
+    Defaults and ranges: :data:`isonet.commands.SIMULATE`. Nothing is written
+    before every setting and the free disk space are checked; ``out_dir`` is
+    locked against a second isonet command.
 
     Returns
     -------
     pandas.DataFrame
         The tomograms.star table.
     """
-    from isonet.prepare import prepare_star
-    from isonet.io.paths import rename_aside
-
     shape = tuple(int(n) for n in shape)
-    if len(shape) != 3 or min(shape) < 8:
-        raise IsonetError(f"--shape must be three sizes z,y,x of at least 8 voxels, got {shape}")
-    if n_tomos < 1:
-        raise IsonetError(f"--n_tomos must be >= 1, got {n_tomos}")
-    if pixel_size <= 0:
-        raise IsonetError(f"--pixel_size must be > 0 Å, got {pixel_size}")
-    if tilt_step <= 0:
-        raise IsonetError(f"--tilt_step must be > 0 degrees, got {tilt_step}")
-    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max")
-    if not snr > 0:
-        raise IsonetError(f"--snr must be > 0 (inf for no noise), got {snr}")
-    if defocus < 0:
-        raise IsonetError(f"--defocus must be >= 0 Å (underfocus positive), got {defocus}")
-    if reconstruction not in RECONSTRUCTIONS:
-        raise IsonetError(f"--reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {reconstruction!r}")
-    if filter not in FILTERS:
-        raise IsonetError(f"--filter must be one of {', '.join(FILTERS)}, got {filter!r}")
-    if sirt_iterations < 1:
-        raise IsonetError(f"--sirt_iterations must be >= 1, got {sirt_iterations}")
+    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
     angles = tilt_angles(tilt_min, tilt_max, tilt_step)
     if len(angles) < 2:
-        raise IsonetError(f"--tilt_step {tilt_step} leaves fewer than 2 tilts in [{tilt_min}, {tilt_max}]")
+        raise UsageError(f"--tilt_step {tilt_step} leaves fewer than 2 tilts in [{tilt_min}, {tilt_max}]")
+    check_output_folder(out_dir, "--out_dir")
+    check_free_space(out_dir, 2 * n_tomos * int(np.prod(shape)) * 4, "--out_dir")
 
-    os.makedirs(out_dir, exist_ok=True)
     tomogram_dir = os.path.join(out_dir, "tomograms")
     truth_dir = os.path.join(out_dir, "ground_truth")
     star_path = os.path.join(out_dir, "tomograms.star")
-    for path in (tomogram_dir, truth_dir, star_path):
-        rename_aside(path)
-    os.makedirs(tomogram_dir)
-    os.makedirs(truth_dir)
-    angle_text = "".join(f"{a:.2f}\n" for a in angles)
-    log.info("Simulating %d tomogram(s) of %s voxels (z,y,x) at %.2f Å/px, %d tilts %.1f..%.1f, SNR %s, %s",
-             n_tomos, "x".join(map(str, shape)), pixel_size, len(angles), angles[0], angles[-1], snr,
-             f"defocus {defocus:.0f} Å" if defocus > 0 else "no CTF")
-    for index in progress(range(1, n_tomos + 1), desc="simulate", unit="tomogram"):
-        start = time.perf_counter()
-        rng = np.random.default_rng([int(seed), index])
-        tomogram, truth, counts = simulate_tomogram(
-            shape, pixel_size, angles, rng, snr=snr, defocus=defocus, voltage=voltage, cs=cs,
-            amplitude_contrast=amplitude_contrast, reconstruction=reconstruction, filter=filter,
-            sirt_iterations=sirt_iterations)
-        name = f"tomo_{index:02d}"
-        write_volume(os.path.join(tomogram_dir, name + ".mrc"), tomogram, voxel_size=pixel_size)
-        write_volume(os.path.join(truth_dir, name + ".mrc"), truth, voxel_size=pixel_size)
-        atomic_write_text(os.path.join(tomogram_dir, name + ".tlt"), angle_text)
-        log.info("%s: %s in %.1f s", name, ", ".join(f"{n} {k}" for k, n in counts.items()),
-                 time.perf_counter() - start)
+    with output_lock(out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+        for path in (tomogram_dir, truth_dir, star_path):
+            rename_aside(path)
+        os.makedirs(tomogram_dir)
+        os.makedirs(truth_dir)
+        angle_text = "".join(f"{a:.2f}\n" for a in angles)
+        log.info("Simulating %d tomogram(s) of %s voxels (z,y,x) at %.2f Å/px, %d tilts %.1f..%.1f, SNR %s, %s",
+                 n_tomos, "x".join(map(str, shape)), pixel_size, len(angles), angles[0], angles[-1], snr,
+                 f"defocus {defocus:.0f} Å" if defocus > 0 else "no CTF")
+        for index in progress(range(1, n_tomos + 1), desc="simulate", unit="tomogram"):
+            start = time.perf_counter()
+            rng = np.random.default_rng([int(seed), index])
+            tomogram, truth, counts = simulate_tomogram(
+                shape, pixel_size, angles, rng, snr=snr, defocus=defocus, voltage=voltage, cs=cs,
+                amplitude_contrast=amplitude_contrast, reconstruction=reconstruction, filter=filter,
+                sirt_iterations=sirt_iterations)
+            name = f"tomo_{index:02d}"
+            write_volume(os.path.join(tomogram_dir, name + ".mrc"), tomogram, voxel_size=pixel_size)
+            write_volume(os.path.join(truth_dir, name + ".mrc"), truth, voxel_size=pixel_size)
+            atomic_write_text(os.path.join(tomogram_dir, name + ".tlt"), angle_text)
+            log.info("%s: %s in %.1f s", name, ", ".join(f"{n} {k}" for k, n in counts.items()),
+                     time.perf_counter() - start)
 
-    table = prepare_star(tomogram_dir, output_star=star_path, pixel_size=pixel_size, defocus=defocus,
-                         number_subtomos=number_subtomos, tilt_min=float(angles[0]), tilt_max=float(angles[-1]))
-    # Paths relative to out_dir, so that the dataset can be moved and used from inside it.
-    set_column(table, "rlnMicrographName", [os.path.relpath(p, out_dir) for p in table["rlnMicrographName"]])
-    write_star(table, star_path)
-    return table
+        table = prepare_star(tomogram_dir, output_star=star_path, pixel_size=pixel_size, defocus=defocus,
+                             number_subtomos=number_subtomos, tilt_min=float(angles[0]), tilt_max=float(angles[-1]))
+        # Paths relative to out_dir, so that the dataset can be moved and used from inside it.
+        set_column(table, "rlnMicrographName", [os.path.relpath(p, out_dir) for p in table["rlnMicrographName"]])
+        write_star(table, star_path)
+        return table

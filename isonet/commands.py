@@ -1,0 +1,308 @@
+"""The settings of every command: one :class:`~isonet.spec.CommandSpec` each (names as IsoNet 1's).
+
+These specs are the single source of defaults, units, ranges and help texts:
+the command line (:mod:`isonet.cli`) parses and documents from them, and the
+library function named by each spec takes its defaults and value checks from
+it (:meth:`~isonet.spec.CommandSpec.implements`). Checks that need several
+values or the input files (crop larger than cube, tilt_min below tilt_max,
+headers...) stay with the library function, which runs them all before it
+writes anything. This module imports nothing heavy, so ``isonet.py --help``
+stays fast.
+"""
+
+from isonet.spec import CommandSpec, Param
+
+NOISE_MODES = ("noFilter", "ramp", "hamming")
+RECONSTRUCTIONS = ("wbp", "sirt")
+WBP_FILTERS = ("ramp", "hamming")
+
+#: Options of every command, handled by the command line before the command's own options.
+COMMON = (
+    Param("log_level", "choice", "info", "Logging detail (debug also prints tracebacks).",
+          choices=("info", "debug", "warning")),
+    Param("log_file", "text", "isonet.log", "Log file appended to, besides stdout ('' for none)."),
+)
+
+
+def _tilt(which, default):
+    word = "Lowest" if which == "min" else "Highest"
+    return Param(f"tilt_{which}", "float", default, f"{word} tilt angle of the acquisition (missing-wedge edge).",
+                 unit="degrees", range="[-90, 90]")
+
+
+def _star(help_text):
+    return Param("star_file", "text", required=True, help=help_text)
+
+
+_TOMO_IDX = Param("tomo_idx", "index_list", None, "rlnIndex values to use, e.g. 1,3-5.", default_text="all")
+_USE_DECONV = Param("use_deconv_tomo", "bool", True,
+                    "Use the deconvolved tomogram (rlnDeconvTomoName) where the STAR file lists one.")
+_PIXEL = Param("pixel_size", "float", 10.0, "Pixel size written for every file (about 10 Å is recommended).",
+               unit="Å", range="> 0")
+_HEADER_PIXEL = Param("pixel_size", "float", None, "Pixel size.", unit="Å", range="> 0",
+                      default_text="from the header")
+_MASK = Param("mask", "text", None, "MRC mask (soft or binary) multiplied into both volumes before the FFT.",
+              target="mask_path")
+_CONE = Param("cone_angle", "float", 30.0, "Half-angle of the cones around X, Y and Z.", unit="degrees",
+              range="(0, 90]")
+_GUARD = Param("guard_band", "float", 5.0, "Degrees on either side of each wedge edge left out of both regions.",
+               unit="degrees", range="[0, 45)")
+_GPU = Param("gpuID", "gpu_ids", None, "GPU ids, e.g. 0,1 (several GPUs share each batch); -1 for the CPU.",
+             default_text="all GPUs, else the CPU with a warning")
+
+PREPARE_STAR = CommandSpec(
+    "prepare_star", "Make tomograms.star listing every tomogram (.mrc/.rec) of a folder.",
+    "Make tomograms.star listing every tomogram (.mrc/.rec) of a folder, sorted by name. Every file's MRC "
+    "header is checked (a file that is not an MRC volume is refused).",
+    (Param("folder_name", "text", required=True, help="Folder holding the tomograms (.mrc or .rec)."),
+     Param("output_star", "text", "tomograms.star", "STAR file written."),
+     _PIXEL,
+     Param("defocus", "float", 0.0, "Defocus at 0° tilt (underfocus positive), for every tomogram; 0 skips deconv.",
+           unit="Å", range=">= 0"),
+     Param("number_subtomos", "int", 100, "Subtomograms to extract from each tomogram.", range=">= 1"),
+     _tilt("min", -60.0), _tilt("max", 60.0)),
+    "isonet.prepare:prepare_star")
+
+PREPARE_SUBTOMO_STAR = CommandSpec(
+    "prepare_subtomo_star", "Make subtomo.star from a folder of subtomograms extracted by other software.",
+    "Make subtomo.star from a folder holding only cubic subtomogram MRC files of one size (sorted by name).",
+    (Param("folder_name", "text", required=True, help="Folder holding only cubic subtomogram MRC files."),
+     Param("output_star", "text", "subtomo.star", "STAR file written."),
+     _PIXEL,
+     Param("cube_size", "int", None, "Training cube edge, a multiple of 8 smaller than the subtomogram edge.",
+           unit="voxels", range=">= 8", default_text="floor(crop/1.5 + 1) // 16 * 16"),
+     _tilt("min", -60.0), _tilt("max", 60.0)),
+    "isonet.prepare:prepare_subtomo_star")
+
+CHECK = CommandSpec(
+    "check", "Check the installation: versions, devices TensorFlow sees, a tiny Conv3D forward pass.",
+    "Check the installation: versions, devices TensorFlow sees, a tiny Conv3D forward pass.",
+    (), "isonet.check:check_installation")
+
+DECONV = CommandSpec(
+    "deconv", "CTF deconvolution (Wiener-like filter of Warp) of the tomograms in a STAR file.",
+    "CTF deconvolution (Wiener-like filter of Warp) of the tomograms in a STAR file. rlnSnrFalloff, "
+    "rlnDeconvStrength and rlnDeconvTomoName are added/updated in the STAR file after each tomogram; rows "
+    "with rlnDefocus 0 are skipped.",
+    (_star("Tomogram STAR file (needs rlnDefocus in Å)."),
+     Param("deconv_folder", "text", "./deconv", "Output folder (same file names as the inputs)."),
+     Param("voltage", "float", 300.0, "Acceleration voltage.", unit="kV", range="> 0"),
+     Param("cs", "float", 2.7, "Spherical aberration.", unit="mm", range=">= 0"),
+     Param("snrfalloff", "float", None, "How fast the modelled SNR falls with frequency; written into the STAR.",
+           range=">= 0", default_text="the STAR's rlnSnrFalloff, else 1.0"),
+     Param("deconvstrength", "float", None, "log10 of the SNR at low frequency; written into the STAR.",
+           range="(-inf, inf)", default_text="the STAR's rlnDeconvStrength, else 1.0"),
+     Param("highpassnyquist", "float", 0.02, "Width of the low-frequency high-pass, fraction of Nyquist.",
+           range="(0, 1]"),
+     Param("chunk_size", "int", None, "Process in overlapping cubic chunks of this edge (bounded memory).",
+           unit="voxels", range=">= 16", default_text="the whole tomogram at once"),
+     Param("overlap_rate", "float", 0.25, "Overlap of neighbouring chunks, fraction of chunk_size.",
+           range="[0, 1)"),
+     Param("ncpu", "int", 4, "CPU threads (FFT threads, or chunks in parallel).", range=">= 1"),
+     _TOMO_IDX),
+    "isonet.preprocess.deconv:deconv_tomograms")
+
+MAKE_MASK = CommandSpec(
+    "make_mask", "Masks of the dense, contrasted regions of each tomogram, to guide subtomogram extraction.",
+    "Masks of the dense, contrasted regions of each tomogram. rlnMaskDensityPercentage, rlnMaskStdPercentage "
+    "and rlnMaskName are added/updated in the STAR file after each tomogram.",
+    (_star("Tomogram STAR file."),
+     Param("mask_folder", "text", "mask", "Output folder for <root>_mask.mrc (uint8, 1 = keep)."),
+     Param("patch_size", "int", 4, "Half-width of the local density and contrast filters.",
+           unit="binned voxels", range=">= 1"),
+     Param("density_percentage", "float", None, "Percent of voxels kept by the local density criterion "
+           "(> 99.8 disables it); written into the STAR.", range="(0, 100]",
+           default_text="the STAR's rlnMaskDensityPercentage, else 50"),
+     Param("std_percentage", "float", None, "Percent of voxels kept by the local standard-deviation criterion "
+           "(> 99.8 disables it); written into the STAR.", range="(0, 100]",
+           default_text="the STAR's rlnMaskStdPercentage, else 50"),
+     _USE_DECONV,
+     Param("z_crop", "float", None, "Fraction of the depth removed at the top and at the bottom, e.g. 0.2.",
+           range="[0, 0.5)"),
+     _TOMO_IDX,
+     Param("mask_boundary", "text", None, "Polygon boundary for every processed tomogram: IMOD model (.mod) or "
+           "point file (x y z per line); the last two points set the z-range if their z differ.",
+           default_text="each row's rlnMaskBoundary")),
+    "isonet.preprocess.mask:make_masks")
+
+EXTRACT = CommandSpec(
+    "extract", "Extract random subtomograms inside the masks for training; write subtomo.star.",
+    "Extract rlnNumberSubtomo random subtomograms per tomogram, centres inside rlnMaskName where set, and "
+    "list them (with source tomogram and centre) in subtomo.star. An existing subtomo_folder is renamed to "
+    "subtomo~ (never deleted), once every input is checked.",
+    (_star("Tomogram STAR file (read only)."),
+     Param("subtomo_folder", "text", "subtomo", "Output folder for <root>_000000.mrc ..."),
+     Param("subtomo_star", "text", "subtomo.star", "Output STAR listing the subtomograms."),
+     Param("cube_size", "int", 64, "Training cube edge, a multiple of 8 (e.g. 32, 64, 96).", unit="voxels",
+           range=">= 8"),
+     Param("crop_size", "int", None, "Edge of the extracted subtomograms, larger than cube_size.", unit="voxels",
+           range=">= 9", default_text="cube_size + 16"),
+     _USE_DECONV, _TOMO_IDX,
+     Param("seed", "int", None, "Random seed for the centres.", range=">= 0",
+           default_text="a fresh one, written to the log"),
+     Param("split_halves", "bool", False, "Also write <subtomo_star root>_half1.star and _half2.star: random "
+           "disjoint halves for gold-standard refinement.")),
+    "isonet.preprocess.extract:extract_subtomograms")
+
+REFINE = CommandSpec(
+    "refine", "Train the network iteratively on subtomograms (missing-wedge correction and denoising).",
+    "Train the network iteratively on subtomograms (missing-wedge correction and denoising). Options left "
+    "out take their default, or, with --continue_from, the value saved in that JSON. Every subtomogram "
+    "header and the network options are checked before result_dir is touched.",
+    (Param("subtomo_star", "text", None, "Subtomogram STAR file (from extract or prepare_subtomo_star); "
+           "required unless --continue_from is given.", positional=True),
+     _GPU,
+     Param("iterations", "int", 30, "Number of refinement iterations.", range=">= 1"),
+     Param("data_dir", "text", None, "Also write every iteration's training pairs as MRC into "
+           "<data_dir>/iterNN/ for inspection.", default_text="none (pairs stay in memory)"),
+     Param("pretrained_model", "text", None, "Model (.h5) used as the model of iteration 0; network-shape "
+           "options are then ignored."),
+     Param("result_dir", "text", "results", "Output folder; an existing one is renamed to results~."),
+     Param("remove_intermediate", "bool", False, "Delete each iteration's predicted subtomograms once used, "
+           "and skip the final prediction."),
+     Param("select_subtomo_number", "int", None, "Use this many subtomograms, drawn at random each iteration.",
+           range=">= 1", default_text="all"),
+     Param("preprocessing_ncpus", "int", 16, "Threads making training pairs (at most the CPU count).",
+           range=">= 1"),
+     Param("continue_from", "text", None, "A refine_iterNN.json to resume from: restores every saved setting "
+           "(options given here win) and continues at iteration NN+1."),
+     Param("epochs", "int", 10, "Epochs per iteration.", range=">= 1"),
+     Param("batch_size", "int", None, "Mini-batch size, a multiple of the number of devices.", range=">= 1",
+           default_text="max(4, 2 x GPUs)"),
+     Param("steps_per_epoch", "int", None, "Training steps per epoch.", range=">= 1",
+           default_text="min(int(6 x N / batch_size), 200), N = subtomograms used"),
+     Param("learning_rate", "float", 0.0004, "Adam learning rate; a fresh optimizer every iteration.",
+           range="> 0"),
+     Param("noise_level", "floats", (0.05, 0.10, 0.15, 0.20), "Noise levels added to the training inputs, "
+           "one per start iteration.", range=">= 0"),
+     Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration at which each noise level starts (same "
+           "count as noise_level); beyond --iterations disables denoising.", range=">= 1"),
+     Param("noise_mode", "choice", "noFilter", "Back-projection filter of the noise.", choices=NOISE_MODES),
+     Param("noise_dir", "text", None, "Cache folder of the noise cubes; reused across runs.",
+           default_text="<result_dir>/training_noise"),
+     Param("drop_out", "float", 0.3, "Dropout rate in the encoder/decoder conv blocks.", range="[0, 1)"),
+     Param("convs_per_depth", "int", 3, "Conv blocks per U-Net level.", range=">= 2"),
+     Param("kernel", "ints", (3, 3, 3), "Conv kernel size.", range=">= 1", length=3),
+     Param("pool", "pool", None, "Down-/up-sample by max-pooling/up-sampling of size 2 (True or 2) instead of "
+           "strided/transposed convolutions.", default_text="False (strided convolutions)"),
+     Param("unet_depth", "int", 3, "Number of down-sampling levels of the U-Net (cube_size must be a multiple "
+           "of 2^unet_depth).", range=">= 1"),
+     Param("filter_base", "int", 64, "Channels of the first U-Net level, doubling each level.", range=">= 1"),
+     Param("batch_normalization", "bool", True, "Batch normalisation in the encoder/decoder conv blocks."),
+     Param("normalize_percentile", "bool", True, "Normalise with the 4/96 percentiles (True) or mean/std."),
+     Param("seed", "int", None, "Seed of every random choice; recorded in refine_iterNN.json.", range=">= 0",
+           default_text="a random seed"),
+     Param("mixed_precision", "bool", False, "Train in float16 on GPUs (bfloat16 on the CPU), weights and "
+           "output in float32.")),
+    "isonet.refine.command:refine_command")
+
+PREDICT = CommandSpec(
+    "predict", "Correct whole tomograms with a trained network (overlapping tiles, blended seamlessly).",
+    "Correct whole tomograms with a trained network (overlapping tiles, blended seamlessly). "
+    "rlnCorrectedTomoName is added/updated in the STAR file after each tomogram.",
+    (_star("Tomogram STAR file."),
+     Param("model", "text", required=True, help="Trained network, e.g. results/model_iter30.h5 (.h5 or .keras)."),
+     Param("output_dir", "text", "./corrected_tomos", "Folder for <root>_corrected.mrc."),
+     Param("gpuID", "gpu_ids", None, _GPU.help, default_text=_GPU.default_text, target="gpu_ids"),
+     Param("cube_size", "int", 84, "Largest edge of the core kept from each tile; cores are fitted to the "
+           "tomogram (equal cores along each axis, at most this size; IsoNet 1: 64).", unit="voxels",
+           range=">= 1"),
+     Param("crop_size", "int", 96, "Edge of the tiles fed to the network (> cube_size; rounded up to a "
+           "multiple of 2^depth of the network).", unit="voxels", range=">= 2"),
+     _USE_DECONV,
+     Param("batch_size", "int", None, "Tiles per network call.", range=">= 1",
+           default_text="4 per GPU, 1 on the CPU"),
+     Param("normalize_percentile", "bool", True, "Percentile (True) or mean/std normalisation; use refine's."),
+     _TOMO_IDX,
+     Param("mixed_precision", "bool", False, "Compute in float16 on GPUs (bfloat16 on the CPU)."),
+     Param("snapshot", "bool", False, "Also save <output_dir>/<root>_snapshot.png (central slices).")),
+    "isonet.predict.predict:predict_tomograms")
+
+RESIZE = CommandSpec(
+    "resize", "Resample tomograms to another pixel size (Fourier cropping/padding, no aliasing).",
+    "Resample tomograms to another pixel size (Fourier cropping/padding). <star root>_resized.star is "
+    "written beside the STAR file with the new files and pixel size.",
+    (_star("Tomogram STAR file (read only)."),
+     Param("apix", "float", 15.0, "New pixel size.", unit="Å", range="> 0"),
+     Param("out_folder", "text", "tomograms_resized", "Output folder for the resized tomograms (same names)."),
+     _TOMO_IDX),
+    "isonet.preprocess.resize:resize_tomograms")
+
+SIMULATE = CommandSpec(
+    "simulate", "Simulate tutorial tomograms of a cellular scene, with ground truth and tomograms.star.",
+    "Simulate tutorial tomograms: OUT_DIR/tomograms/tomo_NN.mrc (dense = dark) with tomo_NN.tlt, "
+    "OUT_DIR/ground_truth/tomo_NN.mrc (dense = bright) and OUT_DIR/tomograms.star, reconstructed from a "
+    "simulated tilt series (projection, CTF, noise, WBP or SIRT).",
+    (Param("out_dir", "text", required=True, help="Output folder (existing outputs are renamed aside)."),
+     Param("n_tomos", "int", 2, "Number of tomograms.", range=">= 1"),
+     Param("shape", "ints", (64, 256, 256), "Tomogram size z,y,x (Y is the tilt axis, Z the beam).",
+           unit="voxels", range=">= 8", length=3),
+     Param("pixel_size", "float", 10.0, "Pixel size (object sizes are physical).", unit="Å", range="> 0"),
+     _tilt("min", -60.0), _tilt("max", 60.0),
+     Param("tilt_step", "float", 3.0, "Tilt increment.", unit="degrees", range="> 0"),
+     Param("snr", "float", 0.5, "Signal-to-noise ratio of each projection; inf for no noise.", range="> 0"),
+     Param("defocus", "float", 0.0, "Defocus (underfocus positive) applied as a CTF; 0 for no CTF.", unit="Å",
+           range=">= 0"),
+     Param("voltage", "float", 300.0, "Acceleration voltage (CTF).", unit="kV", range="> 0"),
+     Param("cs", "float", 2.7, "Spherical aberration (CTF).", unit="mm", range=">= 0"),
+     Param("amplitude_contrast", "float", 0.07, "Amplitude contrast fraction (CTF).", range="[0, 1]"),
+     Param("reconstruction", "choice", "wbp", "Weighted back-projection or SIRT.", choices=RECONSTRUCTIONS),
+     Param("filter", "choice", "ramp", "WBP filter (hamming: ramp with high-frequency roll-off).",
+           choices=WBP_FILTERS),
+     Param("sirt_iterations", "int", 20, "Iterations of SIRT.", range=">= 1"),
+     Param("number_subtomos", "int", 100, "Subtomograms per tomogram written into rlnNumberSubtomo.",
+           range=">= 1"),
+     Param("seed", "int", 0, "Random seed; the same seed gives identical data.", range=">= 0")),
+    "isonet.simulate:run_simulation")
+
+EVALUATE = CommandSpec(
+    "evaluate", "Score a tomogram against its ground truth: missing-wedge correlation, directional FSC.",
+    "Score a tomogram against its ground truth. Prints the overall correlation, the correlation in the "
+    "missing-wedge and measured Fourier regions (1/low_resolution to 1/resolution, guard band excluded) and "
+    "the FSC in cones around X, Y and Z (resolutions at 0.5 and 0.143, Z/X ratio). Scores are correlations; "
+    "the candidate's sign is flipped when it correlates negatively.",
+    (Param("candidate", "text", required=True, help="Tomogram to score (MRC).", target="candidate_path"),
+     Param("ground_truth", "text", required=True, help="Ground-truth volume (MRC) of the same shape.",
+           target="ground_truth_path"),
+     _tilt("min", -60.0), _tilt("max", 60.0),
+     Param("resolution", "float", 30.0, "Highest resolution used by the region correlations.", unit="Å",
+           range="> 0"),
+     _MASK,
+     Param("json", "text", None, "JSON file written with every number (and the FSC curves).",
+           target="json_path"),
+     Param("pixel_size", "float", None, "Pixel size.", unit="Å", range="> 0",
+           default_text="the ground truth's header"),
+     _GUARD, _CONE,
+     Param("low_resolution", "float", None, "Lowest resolution used by the region correlations.", unit="Å",
+           range="> 0", default_text="pixel_size x min(shape) / 2.5")),
+    "isonet.evaluation.metrics:evaluate_files")
+
+FSC3D = CommandSpec(
+    "fsc3d", "Directional and 3-D FSC of two volumes (e.g. the two half-set corrected tomograms).",
+    "Directional and 3-D FSC of two volumes. Writes OUT.json (resolutions at 0.5 and 0.143, curves), OUT.png "
+    "and OUT_map.mrc (the FSC in a cone around each Fourier direction); prints the resolutions as one JSON "
+    "line. See docs/gold_standard.md.",
+    (Param("a", "text", required=True, help="First volume (MRC).", target="path_a"),
+     Param("b", "text", required=True, help="Second volume (MRC) of the same shape.", target="path_b"),
+     _MASK, _CONE,
+     Param("pixel_size", "float", None, "Pixel size.", unit="Å", range="> 0", default_text="the header of A"),
+     _tilt("min", -60.0), _tilt("max", 60.0),
+     Param("cubic_crops", "int", 0, "0 uses the whole volumes; N > 0 averages N cubic crops of edge min(shape).",
+           range=">= 0"),
+     Param("out", "text", "fsc3d", "Output path prefix.", target="out_prefix"),
+     _GUARD,
+     Param("n_directions", "int", 100, "Cone directions over the half sphere for the 3-D map.", range=">= 1")),
+    "isonet.evaluation.fsc:fsc3d_files")
+
+SNAPSHOT = CommandSpec(
+    "snapshot", "PNG of central XY, XZ, YZ slices and the XZ log power spectrum, one row per volume.",
+    "PNG of central XY, XZ, YZ slices and the XZ log power spectrum, one row per volume.",
+    (Param("volumes", "texts", variadic=True, help="One or more MRC volumes, one row each."),
+     Param("out", "text", "snapshot.png", "PNG file written."),
+     Param("labels", "texts", None, "Comma-separated row labels, one per volume.", default_text="the file names")),
+    "isonet.evaluation.pictures:snapshot_files")
+
+#: Every command, in the order of the overview.
+ALL = (PREPARE_STAR, PREPARE_SUBTOMO_STAR, DECONV, MAKE_MASK, EXTRACT, REFINE, PREDICT, RESIZE, CHECK, SIMULATE,
+       EVALUATE, FSC3D, SNAPSHOT)
+BY_NAME = {spec.name: spec for spec in ALL}

@@ -1,0 +1,86 @@
+"""Advisory locks on outputs, so that two isonet commands never write the same files at once.
+
+The lock of an output ``path`` (file or folder) is the file ``.<name>.isonet-lock``
+beside it, locked with ``fcntl.flock`` and holding the owner's process id.
+The kernel drops the lock when its process ends, however it ends (kill -9
+included), so the lock of a dead process is simply taken over. The lock file
+is removed on release; a waiting process that locked the removed file notices
+(the path no longer names the file it holds) and tries again.
+"""
+
+import contextlib
+import fcntl
+import os
+
+from isonet.errors import IsonetError
+
+_SUFFIX = ".isonet-lock"
+
+
+def lock_path(path):
+    """``<folder>/.<name>.isonet-lock`` for the output ``path``."""
+    path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}{_SUFFIX}")
+
+
+def _holder(handle):
+    handle.seek(0)
+    text = handle.read().strip()
+    return text if text.isdigit() else "unknown"
+
+
+def _acquire(path):
+    """Lock ``path``'s lock file; returns the open handle, or raises naming the holder's pid."""
+    name = lock_path(path)
+    try:
+        os.makedirs(os.path.dirname(name), exist_ok=True)
+    except OSError as exc:
+        raise IsonetError(f"{path}: cannot create its folder ({exc.strerror})") from None
+    while True:
+        try:
+            handle = open(name, "a+")
+        except OSError as exc:
+            raise IsonetError(f"{path}: cannot create the lock file {name} ({exc.strerror})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(handle)
+            handle.close()
+            raise IsonetError(f"{path} is being written by another isonet command (pid {holder})") from None
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(name))
+        except FileNotFoundError:
+            same = False
+        if same:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            return handle
+        handle.close()  # the holder removed this file while we waited for it: lock the new one
+
+
+def _release(handle):
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(handle.name)  # still locked: nobody can hold the lock of this file in between
+    handle.close()
+
+
+@contextlib.contextmanager
+def output_lock(*paths):
+    """Hold the locks of the outputs ``paths`` (files or folders) for the block.
+
+    Raises
+    ------
+    IsonetError
+        ``<path> is being written by another isonet command (pid N)`` when another process holds one.
+    """
+    unique = sorted({os.path.abspath(os.fspath(p)).rstrip(os.sep) for p in paths})
+    handles = []
+    try:
+        for path in unique:  # a fixed order: two commands locking the same paths cannot deadlock
+            handles.append(_acquire(path))
+        yield
+    finally:
+        for handle in reversed(handles):
+            _release(handle)
