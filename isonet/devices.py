@@ -20,7 +20,7 @@ log = logging.getLogger("isonet")
 #: Environment variable that switches TensorFlow's oneDNN CPU kernels on ("1") or off ("0").
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 #: CPU instruction-set flags worth reporting (Linux /proc/cpuinfo names).
-CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 
 def set_cpu_defaults(environ=None):
@@ -66,6 +66,24 @@ def cpu_description(cpuinfo="/proc/cpuinfo"):
     except OSError:
         pass
     return name, [feature for feature in CPU_FEATURES if feature in flags]
+
+
+def cpu_bfloat16_supported(environ=None, features=None):
+    """Whether TensorFlow can compute in bfloat16 on this CPU.
+
+    Eigen's kernels (oneDNN off) handle bfloat16 on any CPU; oneDNN needs at
+    least AVX-512 (F and BW) and refuses bfloat16 convolutions below it
+    ("could not create a primitive descriptor"), also when ``ONEDNN_MAX_CPU_ISA``
+    limits it to AVX2.
+    """
+    environ = os.environ if environ is None else environ
+    if not onednn_enabled(environ):
+        return True
+    limit = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if limit and not limit.startswith(("AVX512", "AVX10", "ALL", "DEFAULT")):
+        return False
+    features = cpu_description()[1] if features is None else features
+    return "avx512f" in features and "avx512bw" in features
 
 
 def available_cpus():

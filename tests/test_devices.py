@@ -6,7 +6,8 @@ import sys
 
 from conftest import REPO
 
-from isonet.devices import available_cpus, cpu_description, onednn_enabled, set_cpu_defaults
+from isonet.devices import (available_cpus, cpu_bfloat16_supported, cpu_description, onednn_enabled,
+                            set_cpu_defaults)
 
 
 def test_onednn_switched_on_unless_the_user_chose():
@@ -42,3 +43,11 @@ def test_available_cpus_is_the_affinity_mask():
     assert 1 <= available_cpus() <= (os.cpu_count() or 1)
     if hasattr(os, "sched_getaffinity"):
         assert available_cpus() == len(os.sched_getaffinity(0))
+
+
+def test_bfloat16_needs_avx512_under_onednn():
+    avx512 = ["avx", "avx2", "avx512f", "avx512bw"]
+    assert cpu_bfloat16_supported({"TF_ENABLE_ONEDNN_OPTS": "1"}, avx512)
+    assert not cpu_bfloat16_supported({"TF_ENABLE_ONEDNN_OPTS": "1"}, ["avx", "avx2", "fma"])
+    assert not cpu_bfloat16_supported({"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}, avx512)
+    assert cpu_bfloat16_supported({"TF_ENABLE_ONEDNN_OPTS": "0"}, ["avx2"])  # Eigen's kernels

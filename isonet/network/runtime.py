@@ -19,7 +19,7 @@ import logging
 
 import numpy as np
 
-from isonet.devices import import_tensorflow
+from isonet.devices import cpu_bfloat16_supported, import_tensorflow
 
 log = logging.getLogger("isonet")
 
@@ -34,10 +34,20 @@ def _keras():
 
 
 def precision_policy(mixed_precision, on_gpu):
-    """Keras dtype policy: float32, or mixed_float16 (GPU) / mixed_bfloat16 (CPU)."""
+    """Keras dtype policy: float32, or mixed_float16 (GPU) / mixed_bfloat16 (CPU).
+
+    On a CPU where bfloat16 cannot run (oneDNN below AVX-512, see
+    :func:`isonet.devices.cpu_bfloat16_supported`) the policy is float32, with a warning.
+    """
     if not mixed_precision:
         return "float32"
-    return "mixed_float16" if on_gpu else "mixed_bfloat16"
+    if on_gpu:
+        return "mixed_float16"
+    if not cpu_bfloat16_supported():
+        log.warning("--mixed_precision: this CPU cannot compute in bfloat16 with oneDNN (needs AVX-512); "
+                    "computing in float32")
+        return "float32"
+    return "mixed_bfloat16"
 
 
 def with_precision(model, policy):
