@@ -21,7 +21,10 @@ from isonet.io.atomic import atomic_output
 TEXT_LABELS = (
     "rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName", "rlnMaskBoundary",
     "rlnCorrectedTomoName", "rlnImageName",
+    "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2",
 )
+#: RELION 5's labels of the two half tomograms (even/odd frames or tilts), reconstructed independently.
+HALF_LABELS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
 #: Labels holding integers.
 INT_LABELS = ("rlnIndex", "rlnSubtomoIndex", "rlnNumberSubtomo", "rlnCubeSize", "rlnCropSize")
 #: Labels holding floats.
