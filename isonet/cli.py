@@ -469,7 +469,7 @@ class Commands:
     def simulate(self, out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, tilt_min=-60.0, tilt_max=60.0,
                  tilt_step=3.0, snr=0.5, defocus=0.0, voltage=300.0, cs=2.7, amplitude_contrast=0.07,
                  reconstruction="wbp", filter="ramp", sirt_iterations=20, number_subtomos=100, seed=0,
-                 halves=True):
+                 halves=True, scene="cell"):
         """Simulate tutorial tomograms of a cellular scene, with ground truth and tomograms.star.
 
         Writes OUT_DIR/tomograms/tomo_NN.mrc (dense = dark) with tomo_NN.tlt, OUT_DIR/ground_truth/tomo_NN.mrc
@@ -534,7 +534,8 @@ class Commands:
             filter=parse_choice(filter, "filter", ("ramp", "hamming")),
             sirt_iterations=parse_number_tuple(sirt_iterations, "sirt_iterations", int, 1)[0],
             number_subtomos=parse_number_tuple(number_subtomos, "number_subtomos", int, 1)[0],
-            seed=parse_number_tuple(seed, "seed", int, 1)[0], halves=parse_bool(halves, "halves"))
+            seed=parse_number_tuple(seed, "seed", int, 1)[0], halves=parse_bool(halves, "halves"),
+            scene=parse_choice(scene, "scene", ("cell", "cytosol", "membranes", "filaments", "sparse")))
 
     def predict(self, star_file, model, output_dir="./corrected_tomos", gpuID=None, cube_size=64, crop_size=96,
                 use_deconv_tomo=True, batch_size=None, normalize_percentile=True, tomo_idx=None,

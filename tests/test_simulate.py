@@ -12,7 +12,7 @@ from isonet.io.star import read_star, resolve_path
 from isonet.simulate import lateral_padding, run_simulation, simulate_tomogram
 from isonet.simulate.acquisition import (apply_ctf, project, ramp_filter, sirt, tilt_angles,
                                          weighted_backprojection)
-from isonet.simulate.phantom import Specimen, make_specimen
+from isonet.simulate.phantom import SCENES, Specimen, make_specimen
 from isonet.wedge import measured_mask, tilt_angle_map
 from isonet.ctf import ctf
 
@@ -122,6 +122,28 @@ def test_scene_is_positive_inside_the_slab_and_holds_every_object_type():
         assert counts.get(kind, 0) >= 1, kind
     assert counts["membrane sheet"] == 2
     assert density.max() == pytest.approx(8.0, rel=0.02)  # gold
+
+
+@pytest.mark.parametrize("scene, kinds", [
+    ("cytosol", {"small protein", "ribosome", "barrel", "condensate"}),
+    ("membranes", {"membrane sheet", "vesicle", "double membrane"}),
+    ("filaments", {"filament bundle", "microtubule", "actin filament"}),
+    ("sparse", {"ribosome", "barrel", "small protein"}),
+])
+def test_scenes_hold_their_object_kinds(scene, kinds):
+    density, counts = make_specimen((64, 128, 128), 10.0, np.random.default_rng(0), scene=scene)
+    assert kinds <= set(counts), counts
+    assert density.min() >= 0 and density[:3].max() == 0 and density[-3:].max() == 0
+
+
+def test_scenes_differ_in_what_they_hold():
+    counts = {scene: make_specimen((64, 128, 128), 10.0, np.random.default_rng(0), scene=scene)[1]
+              for scene in SCENES}
+    proteins = {scene: c.get("small protein", 0) for scene, c in counts.items()}
+    # Crowded cytosol: several times the proteins of the tutorial's cell; sparse: fewer.
+    assert proteins["cytosol"] > 2 * proteins["cell"] > 2 * proteins["sparse"]
+    assert counts["membranes"]["membrane sheet"] >= 3 and "membrane sheet" not in counts["sparse"]
+    assert counts["filaments"]["actin filament"] > 3 * counts["cell"].get("actin filament", 0)
 
 
 def test_objects_do_not_interpenetrate():

@@ -31,7 +31,7 @@ from isonet.io.star import HALF_LABELS, check_tilt_range, set_column, write_star
 from isonet.log import progress
 from isonet.simulate.acquisition import (add_noise, apply_ctf, half_noise_offset, project, sirt, tilt_angles,
                                          weighted_backprojection)
-from isonet.simulate.phantom import make_specimen
+from isonet.simulate.phantom import SCENES, make_specimen
 
 log = logging.getLogger("isonet")
 
@@ -57,7 +57,7 @@ def lateral_padding(shape, angles):
 
 def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, voltage=300.0, cs=2.7,
                       amplitude_contrast=0.07, reconstruction="wbp", filter="ramp", sirt_iterations=20,
-                      crowding=1.0, halves=False):
+                      crowding=1.0, halves=False, scene="cell"):
     """Simulate one specimen and its reconstructed tomogram (no file I/O).
 
     Parameters
@@ -83,6 +83,8 @@ def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, volt
         Iterations of SIRT.
     crowding : float
         Multiplies the number of objects per volume.
+    scene : str
+        Scene type, one of :data:`isonet.simulate.phantom.SCENES`.
     halves : bool
         Also reconstruct two half tomograms with independent noise at half the
         dose (see :func:`isonet.simulate.acquisition.half_noise_offset`); their
@@ -102,7 +104,8 @@ def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, volt
     nz, ny, nx = (int(n) for n in shape)
     angles = np.asarray(angles, float)
     pad = lateral_padding((nz, ny, nx), angles)
-    specimen, counts = make_specimen((nz, ny, nx + 2 * pad), pixel_size, rng, crowding=crowding)
+    specimen, counts = make_specimen((nz, ny, nx + 2 * pad), pixel_size, rng, crowding=crowding,
+                                     scene=scene)
     ground_truth = np.ascontiguousarray(specimen[:, :, pad:pad + nx])
     projections = project(specimen, angles, detector_width=nx)
     del specimen
@@ -130,7 +133,7 @@ def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, volt
 def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, tilt_min=-60.0, tilt_max=60.0,
                    tilt_step=3.0, snr=0.5, defocus=0.0, voltage=300.0, cs=2.7, amplitude_contrast=0.07,
                    reconstruction="wbp", filter="ramp", sirt_iterations=20, number_subtomos=100, seed=0,
-                   halves=True):
+                   halves=True, scene="cell", crowding=1.0):
     """Write a tutorial dataset: tomograms, half tomograms, ground truths, tilt angles and tomograms.star.
 
     Layout (paths in the STAR are relative to ``out_dir``)::
@@ -146,6 +149,7 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
     Existing output folders and STAR are renamed aside (``name~``), never deleted. Tomogram ``i`` (from 1) uses the random stream
     ``(seed, i)``, so results do not depend on ``n_tomos``. Other parameters:
     see :func:`simulate_tomogram`; ``number_subtomos`` goes into rlnNumberSubtomo.
+    The default ``scene`` and ``crowding`` give the tutorial's data.
 
     Returns
     -------
@@ -175,6 +179,10 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
         raise IsonetError(f"--filter must be one of {', '.join(FILTERS)}, got {filter!r}")
     if sirt_iterations < 1:
         raise IsonetError(f"--sirt_iterations must be >= 1, got {sirt_iterations}")
+    if scene not in SCENES:
+        raise IsonetError(f"--scene must be one of {', '.join(SCENES)}, got {scene!r}")
+    if not crowding > 0:
+        raise IsonetError(f"--crowding must be > 0, got {crowding}")
     angles = tilt_angles(tilt_min, tilt_max, tilt_step)
     if len(angles) < 2:
         raise IsonetError(f"--tilt_step {tilt_step} leaves fewer than 2 tilts in [{tilt_min}, {tilt_max}]")
@@ -189,8 +197,8 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
     for path in [tomogram_dir, truth_dir] + (half_dirs if halves else []):
         os.makedirs(path)
     angle_text = "".join(f"{a:.2f}\n" for a in angles)
-    log.info("Simulating %d tomogram(s) of %s voxels (z,y,x) at %.2f Å/px, %d tilts %.1f..%.1f, SNR %s, %s",
-             n_tomos, "x".join(map(str, shape)), pixel_size, len(angles), angles[0], angles[-1], snr,
+    log.info("Simulating %d tomogram(s) of a %s scene, %s voxels (z,y,x) at %.2f Å/px, %d tilts %.1f..%.1f, SNR %s, %s",
+             n_tomos, scene, "x".join(map(str, shape)), pixel_size, len(angles), angles[0], angles[-1], snr,
              f"defocus {defocus:.0f} Å" if defocus > 0 else "no CTF")
     for index in progress(range(1, n_tomos + 1), desc="simulate", unit="tomogram"):
         start = time.perf_counter()
@@ -198,7 +206,7 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
         tomogram, truth, counts, *half_tomograms = simulate_tomogram(
             shape, pixel_size, angles, rng, snr=snr, defocus=defocus, voltage=voltage, cs=cs,
             amplitude_contrast=amplitude_contrast, reconstruction=reconstruction, filter=filter,
-            sirt_iterations=sirt_iterations, halves=halves)
+            sirt_iterations=sirt_iterations, crowding=crowding, halves=halves, scene=scene)
         name = f"tomo_{index:02d}"
         write_volume(os.path.join(tomogram_dir, name + ".mrc"), tomogram, voxel_size=pixel_size)
         for folder, half in zip(half_dirs, half_tomograms[0] if halves else ()):
