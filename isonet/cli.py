@@ -211,8 +211,11 @@ class Commands:
 
         Prints a table: the overall correlation; the correlation restricted to the missing-wedge and to
         the measured Fourier regions (frequencies from 1/low_resolution to 1/resolution, a guard band
-        at the wedge edges excluded); the FSC against the ground truth in cones around X, Y and Z with the resolutions at
-        0.5 and 0.143 and the Z/X ratio. All scores are correlations (intensity scale does not matter)
+        at the wedge edges excluded); the missing-wedge correlation by depth beyond the tilt limit (0-10,
+        10-20, 20-30 and 10-30 degrees); the wedge-to-measured power ratio of the truth and of the candidate
+        and their quotient (1: the candidate fills the wedge with as much power as the truth has); the FSC
+        against the ground truth in cones around X, Y and Z with the resolutions at 0.5 and 0.143 and the
+        Z/X ratio. All scores are correlations (intensity scale does not matter)
         and the candidate's sign is flipped when it correlates negatively (contrast does not matter).
 
         Parameters
