@@ -41,7 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from isonet.evaluation.metrics import evaluate  # noqa: E402
 from isonet.io.atomic import atomic_write_text  # noqa: E402
 from isonet.io.mrc import read_volume  # noqa: E402
-from isonet.io.star import HALF_LABELS, read_star, resolve_path, write_star  # noqa: E402
+import isonet.io.star as star_module  # noqa: E402
+from isonet.io.star import read_star, resolve_path, write_star  # noqa: E402
 
 log = logging.getLogger("isonet")
 
@@ -78,6 +79,11 @@ EXTRACT_SEED = 0
 METHODS = {
     "isonet1": dict(refine=dict(method="isonet")),
     "halves": dict(refine=dict(method="isonet2")),
+    "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
+    "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
+    # Random rotations keep the cut cube inside the rotated crop only with crop >= sqrt(3) x cube.
+    "isonet1_randrot": dict(refine=dict(method="isonet", random_rotations=True), extract=dict(crop_size=56)),
+    "halves_randrot": dict(refine=dict(method="isonet2", random_rotations=True), extract=dict(crop_size=56)),
 }
 
 
@@ -123,6 +129,9 @@ def prepare_dataset(name, spec, work):
     star = os.path.join(folder, "tomograms.star")
     parameters = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if k != "held_out"}
     parameters["number_subtomos"] = NUMBER_SUBTOMOS
+    if spec["defocus"] > 0:
+        # An isonet whose deconv also filters the half tomograms must redo the datasets made without.
+        parameters["halves_deconvolved"] = hasattr(star_module, "HALF_DECONV_LABELS")
     stamp = os.path.join(folder, "parameters.json")
     if _same_parameters(stamp, parameters) and os.path.isfile(star):
         return star
@@ -143,9 +152,11 @@ def prepare_dataset(name, spec, work):
 def absolute_star(star, out_star):
     """Copy a tomograms.star with every path made absolute (the copy lives in another folder)."""
     table = read_star(star)
-    for label in ("rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName") + HALF_LABELS:
+    for label in star_module.TEXT_LABELS:
         if label in table.columns:
-            table[label] = [None if v is None else os.path.abspath(resolve_path(v, star)) for v in table[label]]
+            table[label] = [os.path.abspath(resolve_path(v, star))
+                            if isinstance(v, str) and os.path.exists(resolve_path(v, star)) else v
+                            for v in table[label]]
     write_star(table, out_star)
 
 
@@ -169,8 +180,10 @@ def run_method(name, spec, star, method, options, budget, work):
     run_star = os.path.join(folder, "tomograms.star")
     absolute_star(star, run_star)
     subtomo_star = os.path.join(folder, "subtomo.star")
+    extract_options = dict(dict(cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=EXTRACT_SEED),
+                           **options.get("extract", {}))
     extract_subtomograms(run_star, subtomo_folder=os.path.join(folder, "subtomo"), subtomo_star=subtomo_star,
-                         cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=EXTRACT_SEED, **options.get("extract", {}))
+                         **extract_options)
     settings = dict(budget, **{k: v for k, v in options.get("refine", {}).items()
                                if k in RefineConfig.setting_names()})
     result_dir = os.path.join(folder, "results")
