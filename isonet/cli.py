@@ -519,6 +519,8 @@ class Commands:
         halves : bool
             Also write even/odd half tomograms (independent noise, half the dose each; their average is the
             tomogram), listed as rlnTomoReconstructedTomogramHalf1/2; --nohalves to skip them.
+        scene : str
+            Specimen: cell (the tutorial's mix), cytosol (crowded small proteins), membranes, filaments or sparse.
         """
         from isonet.simulate import run_simulation
         run_simulation(
