@@ -38,7 +38,7 @@ class Commands:
 
     # ----------------------------------------------------------------- foundation
     def prepare_star(self, folder_name, output_star="tomograms.star", pixel_size=10.0, defocus=0.0,
-                     number_subtomos=100, tilt_min=-60.0, tilt_max=60.0):
+                     number_subtomos=100, tilt_min=-60.0, tilt_max=60.0, even=None, odd=None):
         """Make tomograms.star listing every tomogram (.mrc/.rec) of a folder.
 
         Parameters
@@ -57,11 +57,18 @@ class Commands:
             Lowest tilt angle in degrees (missing-wedge edge), for every tomogram.
         tilt_max : float
             Highest tilt angle in degrees.
+        even : str
+            Folder or glob pattern (quoted) of the even half tomograms, matched to the tomograms by
+            file name (tomo_01_even.mrc or even/tomo_01.mrc for tomo_01.mrc); listed as
+            rlnTomoReconstructedTomogramHalf1. Needs --odd. Default none.
+        odd : str
+            Folder or glob pattern of the odd half tomograms (rlnTomoReconstructedTomogramHalf2).
         """
         from isonet.prepare import prepare_star
         prepare_star(str(folder_name), output_star=str(output_star), pixel_size=float(pixel_size),
                      defocus=float(defocus), number_subtomos=int(number_subtomos),
-                     tilt_min=float(tilt_min), tilt_max=float(tilt_max))
+                     tilt_min=float(tilt_min), tilt_max=float(tilt_max), even=parse_optional_text(even),
+                     odd=parse_optional_text(odd))
 
     def prepare_subtomo_star(self, folder_name, output_star="subtomo.star", pixel_size=10.0, cube_size=None,
                              tilt_min=-60.0, tilt_max=60.0):
@@ -100,7 +107,8 @@ class Commands:
                continue_from=None, epochs=None, batch_size=None, steps_per_epoch=None, learning_rate=None,
                noise_level=None, noise_start_iter=None, noise_mode=None, noise_dir=None, drop_out=None,
                convs_per_depth=None, kernel=None, pool=None, unet_depth=None, filter_base=None,
-               batch_normalization=None, normalize_percentile=None, seed=None, mixed_precision=None):
+               batch_normalization=None, normalize_percentile=None, seed=None, mixed_precision=None, method=None,
+               mw_weight=None, masked_loss=None, dc_weight=None, random_rotations=None):
         """Train the network iteratively on subtomograms (missing-wedge correction and denoising).
 
         Options left out take the default named in their description, or, with
@@ -174,8 +182,25 @@ class Commands:
             default a random seed, recorded in refine_iterNN.json.
         mixed_precision : bool
             Train in float16 on GPUs (bfloat16 on the CPU), weights and output in float32 (default False).
+        method : str
+            isonet (IsoNet 1: one tomogram, the network learns to undo an extra wedge) or isonet2
+            (Noise2Noise across the even/odd half subtomograms plus the wedge task, masked Fourier loss,
+            per-tomogram normalisation; no noise is added). Default isonet2 when subtomo.star lists
+            halves (extract from a tomograms.star with halves), else isonet.
+        mw_weight : float
+            Masked loss: weight of the frequencies missing from the input but measured in the target,
+            relative to those measured in both (default 1).
+        masked_loss : bool
+            isonet method: train with the masked Fourier loss instead of the mean absolute error
+            (default False; isonet2 always uses it).
+        dc_weight : float
+            Weight of a data-consistency term: the prediction's distance to the input over the input's
+            measured region, against invented content (default 0: none).
+        random_rotations : bool
+            Uniform random rotations instead of the 20 fixed orientations (default False); extract with
+            --crop_size >= 1.75 x cube_size so that no mirrored corners enter the cubes.
         """
-        from isonet.refine.config import RefineConfig
+        from isonet.refine.config import METHODS, RefineConfig
         from isonet.refine.loop import refine
         from isonet.refine.noise import NOISE_MODES
 
@@ -199,7 +224,12 @@ class Commands:
             filter_base=parse_optional_number(filter_base, "filter_base", int),
             batch_normalization=parse_optional_bool(batch_normalization, "batch_normalization"),
             normalize_percentile=parse_optional_bool(normalize_percentile, "normalize_percentile"),
-            seed=parse_optional_number(seed, "seed", int), mixed_precision=parse_optional_bool(mixed_precision, "mixed_precision"))
+            seed=parse_optional_number(seed, "seed", int), mixed_precision=parse_optional_bool(mixed_precision, "mixed_precision"),
+            method=None if method is None else parse_choice(method, "method", METHODS),
+            mw_weight=parse_optional_number(mw_weight, "mw_weight"),
+            masked_loss=parse_optional_bool(masked_loss, "masked_loss"),
+            dc_weight=parse_optional_number(dc_weight, "dc_weight"),
+            random_rotations=parse_optional_bool(random_rotations, "random_rotations"))
         config = RefineConfig.from_cli(values)
         if pool is False:
             config.explicit.add("pool")  # an explicit --pool False wins over --continue_from too

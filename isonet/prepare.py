@@ -1,5 +1,6 @@
 """``prepare_star`` and ``prepare_subtomo_star``: the STAR files that start a project."""
 
+import glob
 import logging
 import os
 
@@ -7,7 +8,8 @@ import pandas as pd
 
 from isonet.errors import IsonetError
 from isonet.io.mrc import read_header
-from isonet.io.star import check_tilt_range, write_star
+from isonet.io.paths import file_root
+from isonet.io.star import HALF_TOMOGRAM_LABELS, check_tilt_range, write_star
 
 log = logging.getLogger("isonet")
 
@@ -25,13 +27,68 @@ def list_tomograms(folder):
     return [os.path.join(folder, n) for n in names]
 
 
+def list_half_tomograms(where):
+    """Tomogram files named by a folder (its .mrc/.rec files) or a glob pattern, sorted."""
+    if any(c in where for c in "*?["):
+        paths = sorted(p for p in glob.glob(where) if os.path.isfile(p))
+        if not paths:
+            raise IsonetError(f"{where}: no file matches this pattern")
+        return paths
+    return list_tomograms(where)
+
+
+def match_halves(tomograms, halves, option):
+    """Pair each tomogram with the one file of ``halves`` named after it.
+
+    A half matches the tomogram whose file root (name without extension) is
+    its own root, or the longest root that its root starts with followed by
+    ``_``, ``-`` or ``.`` (``tomo_01_even.mrc`` and ``even/tomo_01.mrc`` both
+    match ``tomo_01.mrc``).
+
+    Parameters
+    ----------
+    tomograms, halves : list of str
+        Paths of the full tomograms and of one set of halves.
+    option : str
+        Option named in errors (``--even`` or ``--odd``).
+
+    Returns
+    -------
+    list of str
+        The half of each tomogram, in the order of ``tomograms``.
+    """
+    roots = [file_root(p) for p in tomograms]
+    found = {}
+    for half in halves:
+        name = file_root(half)
+        owners = [r for r in roots if name == r or any(name.startswith(r + s) for s in "_-.")]
+        if not owners:
+            continue
+        owner = max(owners, key=len)
+        if owner in found:
+            raise IsonetError(f"{option}: {found[owner]} and {half} both match tomogram {owner}")
+        found[owner] = half
+    missing = [p for p, r in zip(tomograms, roots) if r not in found]
+    if missing:
+        raise IsonetError(f"{option}: no half tomogram named after {missing[0]} (expected e.g. "
+                          f"{roots[tomograms.index(missing[0])]}_even.mrc or the same file name)")
+    return [found[r] for r in roots]
+
+
 def prepare_star(folder_name, output_star="tomograms.star", pixel_size=10.0, defocus=0.0,
-                 number_subtomos=100, tilt_min=-60.0, tilt_max=60.0):
+                 number_subtomos=100, tilt_min=-60.0, tilt_max=60.0, even=None, odd=None):
     """Write a tomograms.star with one row per tomogram of ``folder_name``.
 
     Columns: rlnIndex (1..N), rlnMicrographName, rlnPixelSize (Å), rlnDefocus
     (Å), rlnNumberSubtomo, rlnMaskBoundary (None), rlnTiltMin, rlnTiltMax
-    (degrees). No volume is read.
+    (degrees); with ``even`` and ``odd`` also rlnTomoReconstructedTomogramHalf1
+    (even) and rlnTomoReconstructedTomogramHalf2 (odd), RELION 5's labels,
+    matched to the tomograms by name (:func:`match_halves`). No volume is read.
+
+    Parameters
+    ----------
+    even, odd : str, optional
+        Folder or glob pattern of the even and odd half tomograms (both or neither).
 
     Returns
     -------
@@ -45,7 +102,11 @@ def prepare_star(folder_name, output_star="tomograms.star", pixel_size=10.0, def
     if number_subtomos < 1:
         raise IsonetError(f"--number_subtomos must be >= 1, got {number_subtomos}")
     check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max")
+    if (even is None) != (odd is None):
+        raise IsonetError("--even and --odd: give both half-tomogram sets, or neither")
     paths = list_tomograms(folder_name)
+    halves = [] if even is None else [match_halves(paths, list_half_tomograms(where), option)
+                                      for where, option in ((even, "--even"), (odd, "--odd"))]
     table = pd.DataFrame({
         "rlnIndex": range(1, len(paths) + 1),
         "rlnMicrographName": paths,
@@ -56,8 +117,10 @@ def prepare_star(folder_name, output_star="tomograms.star", pixel_size=10.0, def
         "rlnTiltMin": float(tilt_min),
         "rlnTiltMax": float(tilt_max),
     })
+    for label, half_paths in zip(HALF_TOMOGRAM_LABELS, halves):
+        table[label] = half_paths
     write_star(table, output_star)
-    log.info("Wrote %s with %d tomogram(s)", output_star, len(paths))
+    log.info("Wrote %s with %d tomogram(s)%s", output_star, len(paths), " and their halves" if halves else "")
     return table
 
 

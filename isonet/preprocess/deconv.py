@@ -27,8 +27,8 @@ import scipy.fft
 from isonet.ctf import ctf
 from isonet.errors import IsonetError, UsageError
 from isonet.io.mrc import read_volume, write_volume
-from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column,
-                            write_star)
+from isonet.io.star import (HALF_DECONV_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty, read_star,
+                            select_rows, set_column, write_star)
 from isonet.log import progress
 from isonet.io.paths import check_same_file, input_tomogram, make_folder
 from isonet.log import log_time
@@ -363,7 +363,10 @@ def deconv_tomograms(star_file, deconv_folder="deconv", voltage=300.0, cs=2.7, s
     ``rlnDeconvTomoName`` (None) when absent; values given here override the
     STAR's and are written into it. Each processed row gets
     ``<deconv_folder>/<file name of rlnMicrographName>`` in
-    ``rlnDeconvTomoName``; the STAR file is rewritten (atomically) after every
+    ``rlnDeconvTomoName``; when the STAR lists half tomograms
+    (``rlnTomoReconstructedTomogramHalf1/2``) they are deconvolved with the
+    same settings into ``<deconv_folder>/half1/`` and ``half2/`` and recorded
+    as ``rlnDeconvTomoHalf1/2``. The STAR file is rewritten (atomically) after every
     row. Rows with defocus 0 (phase plate, or unknown) are skipped with a
     warning. Input tomograms are never modified.
 
@@ -388,6 +391,11 @@ def deconv_tomograms(star_file, deconv_folder="deconv", voltage=300.0, cs=2.7, s
     for label, default in (("rlnSnrFalloff", 1.0), ("rlnDeconvStrength", 1.0), ("rlnDeconvTomoName", None)):
         if label not in table.columns:
             set_column(table, label, default)
+    halves = has_halves(table)
+    if halves:
+        for label in HALF_DECONV_LABELS:
+            if label not in table.columns:
+                set_column(table, label, None)
     rows = select_rows(table, tomo_idx)
     make_folder(deconv_folder, "--deconv_folder")
     for position in progress(rows.index, desc="deconv", unit="tomogram"):
@@ -411,19 +419,27 @@ def deconv_tomograms(star_file, deconv_folder="deconv", voltage=300.0, cs=2.7, s
             set_column(table, "rlnDeconvStrength", float(deconvstrength), rows=[position])
         falloff = _row_value(table, position, "rlnSnrFalloff", star_file)
         strength = _row_value(table, position, "rlnDeconvStrength", star_file)
-        output = os.path.join(deconv_folder, os.path.basename(source))
-        check_same_file(output, source, "deconv")
-        with log_time(f"deconv {source}"):
-            log.info("deconv %s: defocus %.0f Å, pixel %.3f Å, snrfalloff %g, deconvstrength %g%s",
-                     source, defocus, pixel_size, falloff, strength,
-                     f", chunks of {chunk_size}" if chunk_size else "")
-            volume, header = read_volume(source, return_header=True)
-            result = deconvolve(volume, pixel_size, defocus, voltage, cs, falloff, strength, highpassnyquist,
-                                chunk_size, overlap_rate, ncpu, overwrite_input=True)
-            del volume
-            write_volume(output, result, like=header)
-            del result
-        set_column(table, "rlnDeconvTomoName", output, rows=[position])
+        # Half tomograms get the same filter as the full one, so that a network trained on halves
+        # sees data processed like the tomogram it corrects.
+        jobs = [(source, os.path.join(deconv_folder, os.path.basename(source)), "rlnDeconvTomoName")]
+        if halves:
+            for half, label in enumerate(HALF_DECONV_LABELS, start=1):
+                path = input_tomogram(row, star_file, use_deconv_tomo=False, half=half)
+                jobs.append((path, os.path.join(deconv_folder, f"half{half}", os.path.basename(path)), label))
+        for path, output, label in jobs:
+            make_folder(os.path.dirname(output) or ".", "--deconv_folder")
+            check_same_file(output, path, "deconv")
+            with log_time(f"deconv {path}"):
+                log.info("deconv %s: defocus %.0f Å, pixel %.3f Å, snrfalloff %g, deconvstrength %g%s",
+                         path, defocus, pixel_size, falloff, strength,
+                         f", chunks of {chunk_size}" if chunk_size else "")
+                volume, header = read_volume(path, return_header=True)
+                result = deconvolve(volume, pixel_size, defocus, voltage, cs, falloff, strength, highpassnyquist,
+                                    chunk_size, overlap_rate, ncpu, overwrite_input=True)
+                del volume
+                write_volume(output, result, like=header)
+                del result
+            set_column(table, label, output, rows=[position])
         write_star(table, star_file)
     return table
 

@@ -16,8 +16,9 @@ import pandas as pd
 
 from isonet.errors import IsonetError, UsageError
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, tilt_range,
-                            write_star)
+from isonet.io.star import (HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty,
+                            read_star, resolve_path, select_rows, tilt_range, write_star)
+from isonet.normalize import slab_statistics
 from isonet.log import progress
 from isonet.io.paths import file_root, input_tomogram, rename_aside
 from isonet.log import log_time
@@ -122,7 +123,14 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
     inside ``rlnMaskName`` (whole volume if unset) and
     ``<subtomo_folder>/<root>_<j:06d>.mrc`` written (float32, raw intensities,
     voxel size = rlnPixelSize; root = file name of ``rlnMicrographName``
-    without its extension). An existing ``subtomo_folder`` is renamed aside
+    without its extension). When the rows list half tomograms
+    (``rlnTomoReconstructedTomogramHalf1/2``, or ``rlnDeconvTomoHalf1/2`` with
+    ``use_deconv_tomo``), the same centres are cut from both halves into
+    ``<root>_<j:06d>_half1.mrc`` and ``_half2.mrc``, listed as
+    ``rlnImageNameHalf1/2``. Every row also gets its source tomograms'
+    central-slab mean and standard deviation (``rlnNormMean``/``rlnNormStd``,
+    and ``...Half1``/``...Half2``; :func:`isonet.normalize.slab_statistics`),
+    the global normalisation of the halves method. An existing ``subtomo_folder`` is renamed aside
     (``subtomo~``, ``subtomo~2``...), never deleted.
 
     Parameters
@@ -133,7 +141,8 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
         Output folder for the subtomograms.
     subtomo_star : str
         Output STAR: rlnSubtomoIndex, rlnImageName, rlnCubeSize, rlnCropSize,
-        rlnPixelSize, rlnTiltMin, rlnTiltMax, rlnMicrographName, rlnCoordinateX/Y/Z.
+        rlnPixelSize, rlnTiltMin, rlnTiltMax, rlnMicrographName, rlnCoordinateX/Y/Z,
+        rlnNormMean, rlnNormStd (and the half columns above).
     cube_size : int
         Training cube edge (multiple of 8, smaller than ``crop_size``).
     crop_size : int, optional
@@ -176,11 +185,12 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
         if valid_centre_box(shape, crop_size) is None:
             raise IsonetError(f"{source}: tomogram of shape (z, y, x) = {shape} is thinner than crop_size "
                               f"{crop_size}; use a smaller --cube_size/--crop_size")
+    halves = has_halves(rows)
     rename_aside(subtomo_folder)
     os.makedirs(subtomo_folder)
     entries = []
     for _, row in progress(list(rows.iterrows()), desc="extract", unit="tomogram"):
-        entries += _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng)
+        entries += _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng, halves)
     subtomos = pd.DataFrame(entries)
     subtomos.insert(0, "rlnSubtomoIndex", np.arange(1, len(subtomos) + 1))
     write_star(subtomos, subtomo_star)
@@ -193,7 +203,7 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
     return subtomos
 
 
-def _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng):
+def _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_deconv_tomo, rng, halves):
     """Cut and write the subtomograms of one tomogram row; return their subtomo.star entries."""
     source = input_tomogram(row, star_file, use_deconv_tomo, fallback=True)
     count = 100 if is_empty(row.get("rlnNumberSubtomo")) else int(row["rlnNumberSubtomo"])
@@ -218,17 +228,29 @@ def _extract_one(row, star_file, subtomo_folder, cube_size, crop_size, use_decon
             raise IsonetError(f"{source}: {exc}" + (f" (mask {row['rlnMaskName']})" if mask is not None else "")
                               ) from None
         del mask
-        volume = read_volume(source)
-        entries = []
-        for j, centre in enumerate(centres):
-            path = os.path.join(subtomo_folder, f"{root}_{j:06d}.mrc")
-            write_volume(path, crop(volume, centre, crop_size), voxel_size=pixel_size)
-            entries.append({
-                "rlnImageName": path, "rlnCubeSize": int(cube_size), "rlnCropSize": int(crop_size),
-                "rlnPixelSize": pixel_size, "rlnTiltMin": tilt_min, "rlnTiltMax": tilt_max,
-                "rlnMicrographName": row["rlnMicrographName"],
-                "rlnCoordinateX": float(centre[2]), "rlnCoordinateY": float(centre[1]),
-                "rlnCoordinateZ": float(centre[0]),
-            })
-        log.info("%s: %d subtomograms of edge %d", source, len(entries), crop_size)
+        entries = [{
+            "rlnImageName": os.path.join(subtomo_folder, f"{root}_{j:06d}.mrc"), "rlnCubeSize": int(cube_size),
+            "rlnCropSize": int(crop_size), "rlnPixelSize": pixel_size, "rlnTiltMin": tilt_min,
+            "rlnTiltMax": tilt_max, "rlnMicrographName": row["rlnMicrographName"],
+            "rlnCoordinateX": float(centre[2]), "rlnCoordinateY": float(centre[1]),
+            "rlnCoordinateZ": float(centre[0]),
+        } for j, centre in enumerate(centres)]
+        # The same centres from the full tomogram and from each half; one volume in memory at a time.
+        for half in ([None, 1, 2] if halves else [None]):
+            path_label = "rlnImageName" if half is None else HALF_SUBTOMO_LABELS[half - 1]
+            mean_label, std_label = NORM_LABELS[0 if half is None else half]
+            tomogram = source if half is None else input_tomogram(row, star_file, use_deconv_tomo, True, half)
+            volume = read_volume(tomogram)
+            if volume.shape != shape:
+                raise IsonetError(f"{tomogram}: half tomogram shape {volume.shape} differs from {source} "
+                                  f"shape {shape} (z, y, x)")
+            mean, std = slab_statistics(volume)
+            for j, (centre, entry) in enumerate(zip(centres, entries)):
+                path = entry["rlnImageName"] if half is None else \
+                    os.path.join(subtomo_folder, f"{root}_{j:06d}_half{half}.mrc")
+                write_volume(path, crop(volume, centre, crop_size), voxel_size=pixel_size)
+                entry.update({path_label: path, mean_label: mean, std_label: std})
+            del volume
+        log.info("%s: %d subtomograms of edge %d%s", source, len(entries), crop_size,
+                 " (and the same from each half)" if halves else "")
     return entries

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from isonet.errors import IsonetError, UsageError
 from isonet.io.atomic import atomic_write_text
 
+#: ``--method`` values: IsoNet 1's algorithm, and Noise2Noise across halves with the wedge task.
+METHODS = ("isonet", "isonet2")
+
 
 @dataclass
 class RefineConfig:
@@ -54,6 +57,16 @@ class RefineConfig:
     normalize_percentile: bool = True
     seed: int = None
     mixed_precision: bool = False
+    #: isonet (IsoNet 1) or isonet2 (halves); None: isonet2 when subtomo.star lists halves, else isonet.
+    method: str = None
+    #: Loss weight of the frequencies missing from the input but measured in the target (masked loss).
+    mw_weight: float = 1.0
+    #: isonet method: masked Fourier loss instead of the mean absolute error (isonet2 always uses it).
+    masked_loss: bool = False
+    #: Weight of the data-consistency term (prediction vs input over the input's measured region); 0: none.
+    dc_weight: float = 0.0
+    #: Uniform random rotations instead of the 20 fixed orientations.
+    random_rotations: bool = False
     #: Settings given on the command line (names), so that they win over --continue_from.
     explicit: set = field(default_factory=set, repr=False)
 
@@ -150,9 +163,18 @@ class RefineConfig:
                 raise UsageError(f"--{name}: expected a whole number >= 1, got {getattr(self, name)}")
         if not 0 <= self.drop_out < 1:
             raise UsageError(f"--drop_out: expected 0 <= value < 1, got {self.drop_out}")
+        if self.method is not None and self.method not in METHODS:
+            raise UsageError(f"--method: expected one of {', '.join(METHODS)}, got {self.method!r}")
+        for name in ("mw_weight", "dc_weight"):
+            if not getattr(self, name) >= 0:
+                raise UsageError(f"--{name}: expected a value >= 0, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise UsageError(f"--learning_rate: expected a value > 0, got {self.learning_rate}")
         return self
+
+    def uses_variants(self):
+        """True if an IsoNet 1 run asks for any variant of :mod:`isonet.refine.variants`."""
+        return self.masked_loss or self.dc_weight > 0 or self.random_rotations
 
     def network_options(self):
         """Keyword arguments of :func:`isonet.network.unet.build_unet`."""

@@ -27,7 +27,7 @@ import numpy as np
 from isonet.errors import IsonetError
 from isonet.io.atomic import atomic_write_text
 from isonet.io.mrc import write_volume
-from isonet.io.star import HALF_LABELS, check_tilt_range, set_column, write_star
+from isonet.io.star import HALF_TOMOGRAM_LABELS, check_tilt_range, set_column, write_star
 from isonet.log import progress
 from isonet.simulate.acquisition import (add_noise, apply_ctf, half_noise_offset, project, sirt, tilt_angles,
                                          weighted_backprojection)
@@ -222,7 +222,7 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
     set_column(table, "rlnMicrographName", [os.path.relpath(p, out_dir) for p in table["rlnMicrographName"]])
     if halves:
         names = [os.path.basename(p) for p in table["rlnMicrographName"]]
-        for label, folder in zip(HALF_LABELS, half_dirs):
+        for label, folder in zip(HALF_TOMOGRAM_LABELS, half_dirs):
             table[label] = [os.path.relpath(os.path.join(folder, n), out_dir) for n in names]
     write_star(table, star_path)
     return table
