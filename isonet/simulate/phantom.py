@@ -59,6 +59,11 @@ def perpendicular_basis(axis):
     return first, np.cross(axis, first)
 
 
+def frame_coordinates(vectors, dz, dy, dx):
+    """Coordinates along each of ``vectors`` (unit, ``(z, y, x)``) of the offset grids ``dz, dy, dx``."""
+    return [v[0] * dz + v[1] * dy + v[2] * dx for v in vectors]
+
+
 def soft_inside(signed_distance, width=EDGE_WIDTH):
     """Logistic step: about 1 where ``signed_distance`` (voxels, positive inside) > 0, else about 0."""
     return expit(signed_distance / width).astype(np.float32)
@@ -224,9 +229,7 @@ class Specimen:
         half_length = length / 2.0
 
         def render(dz, dy, dx):
-            along = axis[0] * dz + axis[1] * dy + axis[2] * dx
-            across_first = first[0] * dz + first[1] * dy + first[2] * dx
-            across_second = second[0] * dz + second[1] * dy + second[2] * dx
+            along, across_first, across_second = frame_coordinates((axis, first, second), dz, dy, dx)
             radial = np.sqrt(across_first ** 2 + across_second ** 2)
             shape = soft_inside(outer_radius - radial) * soft_inside(half_length - np.abs(along))
             if inner_radius > 0:
@@ -308,7 +311,7 @@ class Specimen:
         axis = rotation[:, 0]
 
         def render(dz, dy, dx):
-            along = axis[0] * dz + axis[1] * dy + axis[2] * dx
+            along, = frame_coordinates((axis,), dz, dy, dx)
             radial = np.sqrt(np.maximum(dz * dz + dy * dy + dx * dx - along * along, 0.0))
             # Grooves between the rings: the outer radius dips by a quarter between ring centres.
             groove = 0.5 + 0.5 * np.cos(2 * np.pi * (along / ring_pitch + 0.5))
@@ -345,9 +348,7 @@ class Specimen:
         half_length = length / 2.0
 
         def render(dz, dy, dx):
-            along = axis[0] * dz + axis[1] * dy + axis[2] * dx
-            a = first[0] * dz + first[1] * dy + first[2] * dx
-            b = second[0] * dz + second[1] * dy + second[2] * dx
+            along, a, b = frame_coordinates((axis, first, second), dz, dy, dx)
             shape = None
             for u, v in offsets:
                 part = soft_inside(radius - np.sqrt((a - u) ** 2 + (b - v) ** 2))
