@@ -145,17 +145,19 @@ def prepare_dataset(name, spec, work):
                          ncpu=2)
     make_masks(star, mask_folder=os.path.join(folder, "mask"), patch_size=4, density_percentage=50,
                std_percentage=50, z_crop=0.2)
+    # Paths relative to the dataset folder (as simulate writes them), so that the cache can move.
+    rewrite_paths(star, star, lambda path: os.path.relpath(path, folder))
     atomic_write_text(stamp, json.dumps(parameters, indent=1) + "\n")
     log.info("dataset %s ready in %.0f s", name, time.perf_counter() - start)
     return star
 
 
-def absolute_star(star, out_star):
-    """Copy a tomograms.star with every path made absolute (the copy lives in another folder)."""
+def rewrite_paths(star, out_star, change):
+    """Write ``star`` to ``out_star`` with ``change(absolute path)`` for every path of an existing file."""
     table = read_star(star)
     for label in star_module.TEXT_LABELS:
         if label in table.columns:
-            table[label] = [os.path.abspath(resolve_path(v, star))
+            table[label] = [change(os.path.abspath(resolve_path(v, star)))
                             if isinstance(v, str) and os.path.exists(resolve_path(v, star)) else v
                             for v in table[label]]
     write_star(table, out_star)
@@ -179,7 +181,7 @@ def run_method(name, spec, star, method, options, budget, work):
     folder = os.path.join(work, "runs", name, method)
     os.makedirs(folder, exist_ok=True)
     run_star = os.path.join(folder, "tomograms.star")
-    absolute_star(star, run_star)
+    rewrite_paths(star, run_star, lambda path: path)  # absolute: the copy lives in another folder
     subtomo_star = os.path.join(folder, "subtomo.star")
     extract_options = dict(dict(cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=EXTRACT_SEED),
                            **options.get("extract", {}))
