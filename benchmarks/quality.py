@@ -171,8 +171,11 @@ def scores(candidate, truth, spec):
             "z_over_x_0.143": result["z_over_x"]["0.143"], "wedge_power": result["wedge_power"]}
 
 
-def run_method(name, spec, star, method, options, budget, work):
-    """extract -> refine -> predict for one method on one dataset; returns the corrected tomogram's path."""
+def run_method(name, spec, star, method, options, budget, work, gpu_ids=()):
+    """extract -> refine -> predict for one method on one dataset; returns the corrected tomogram's path.
+
+    ``gpu_ids``: GPUs to use (empty: the CPU; None: every GPU present).
+    """
     from isonet.preprocess.extract import extract_subtomograms
     from isonet.predict.predict import predict_tomograms
     from isonet.refine.config import RefineConfig
@@ -190,11 +193,12 @@ def run_method(name, spec, star, method, options, budget, work):
     settings = dict(budget, **{k: v for k, v in options.get("refine", {}).items()
                                if k in RefineConfig.setting_names()})
     result_dir = os.path.join(folder, "results")
-    config = RefineConfig.from_cli(dict(settings, subtomo_star=subtomo_star, result_dir=result_dir, gpuID=[]))
+    config = RefineConfig.from_cli(dict(settings, subtomo_star=subtomo_star, result_dir=result_dir,
+                                              gpuID=None if gpu_ids is None else list(gpu_ids)))
     refine(config)
     corrected_dir = os.path.join(folder, "corrected")
     table = predict_tomograms(run_star, model_path(result_dir, budget["iterations"]), output_dir=corrected_dir,
-                              gpu_ids=[], cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP,
+                              gpu_ids=None if gpu_ids is None else list(gpu_ids), cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP,
                               **options.get("predict", {}))
     return resolve_path(table["rlnCorrectedTomoName"].iloc[0], run_star)
 
@@ -203,7 +207,7 @@ def score_path(work, dataset, method):
     return os.path.join(work, "scores", dataset, method + ".json")
 
 
-def benchmark_dataset(name, spec, methods, budget, work, force=False):
+def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()):
     """Score raw, deconv and every method on one dataset (JSON cached per method)."""
     star = prepare_dataset(name, spec, work)
     table = read_star(star)
@@ -214,7 +218,7 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False):
         rows.append(("deconv", lambda: resolve_path(row["rlnDeconvTomoName"], star)))
     for method in methods:
         rows.append((method, lambda method=method: run_method(name, spec, star, method, METHODS[method], budget,
-                                                              work)))
+                                                              work, gpu_ids)))
     results = {}
     for method, produce in rows:
         path = score_path(work, name, method)
@@ -297,6 +301,10 @@ def main(argv=None):
     parser.add_argument("--held_out", action="store_true", help="also run the held-out datasets (last)")
     parser.add_argument("--quick", action="store_true", help="tiny budget, for a smoke test (own cache)")
     parser.add_argument("--force", action="store_true", help="recompute the scores of the methods named")
+    parser.add_argument("--budget", default=None,
+                        help="other training budget, e.g. iterations=10,steps_per_epoch=50,filter_base=16 "
+                        "(its own cache folder)")
+    parser.add_argument("--gpu", action="store_true", help="use every GPU present (default: the CPU)")
     parser.add_argument("--list", action="store_true", help="list datasets and methods (and why not available)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -326,11 +334,20 @@ def main(argv=None):
             methods.append(method)
     budget = QUICK_BUDGET if args.quick else BUDGET
     work = os.path.join(args.work, "quick") if args.quick else args.work
+    if args.budget:
+        overrides = dict(item.split("=", 1) for item in args.budget.split(","))
+        unknown = sorted(set(overrides) - set(BUDGET))
+        if unknown:
+            parser.error(f"--budget: unknown setting(s) {unknown}; known: {', '.join(BUDGET)}")
+        budget = dict(budget, **{k: type(BUDGET[k])(v) if not isinstance(BUDGET[k], tuple)
+                                 else tuple(float(x) for x in v.split(":")) for k, v in overrides.items()})
+        work = os.path.join(work, "budget_" + "_".join(f"{k}{v}" for k, v in sorted(overrides.items())))
     print(f"budget: {budget}, {NUMBER_SUBTOMOS} subtomograms of {CROP_SIZE}^3 (cube {CUBE_SIZE}), "
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
     per_dataset = {}
     for name in names:
-        per_dataset[name] = benchmark_dataset(name, DATASETS[name], methods, budget, work, args.force)
+        per_dataset[name] = benchmark_dataset(name, DATASETS[name], methods, budget, work, args.force,
+                                              None if args.gpu else ())
         print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)
     for title, held in (("benchmark datasets", False), ("held-out datasets", True)):
         chosen = {n: r for n, r in per_dataset.items() if bool(DATASETS[n].get("held_out")) == held}
