@@ -302,8 +302,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny budget, for a smoke test (own cache)")
     parser.add_argument("--force", action="store_true", help="recompute the scores of the methods named")
     parser.add_argument("--budget", default=None,
-                        help="other training budget, e.g. iterations=10,steps_per_epoch=50,filter_base=16 "
-                        "(its own cache folder)")
+                        help="other training budget, e.g. iterations=10,steps_per_epoch=50,filter_base=16,"
+                        "noise_start_iter=6:8 (tuples separated by ':'; its own cache folder)")
     parser.add_argument("--gpu", action="store_true", help="use every GPU present (default: the CPU)")
     parser.add_argument("--list", action="store_true", help="list datasets and methods (and why not available)")
     args = parser.parse_args(argv)
@@ -340,7 +340,7 @@ def main(argv=None):
         if unknown:
             parser.error(f"--budget: unknown setting(s) {unknown}; known: {', '.join(BUDGET)}")
         budget = dict(budget, **{k: type(BUDGET[k])(v) if not isinstance(BUDGET[k], tuple)
-                                 else tuple(float(x) for x in v.split(":")) for k, v in overrides.items()})
+                                 else tuple(type(BUDGET[k][0])(x) for x in v.split(":")) for k, v in overrides.items()})
         work = os.path.join(work, "budget_" + "_".join(f"{k}{v}" for k, v in sorted(overrides.items())))
     print(f"budget: {budget}, {NUMBER_SUBTOMOS} subtomograms of {CROP_SIZE}^3 (cube {CUBE_SIZE}), "
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
