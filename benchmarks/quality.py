@@ -22,7 +22,8 @@ named). Run it under ``nice -n 15`` on a shared machine.
 Usage::
 
     python benchmarks/quality.py [--work DIR] [--datasets a,b] [--methods isonet1,halves]
-                                 [--quick] [--held_out] [--list] [--force]
+                                 [--quick] [--held_out] [--list] [--force] [--report]
+                                 [--budget iterations=10,...] [--gpu]
 """
 
 import argparse
@@ -207,6 +208,17 @@ def score_path(work, dataset, method):
     return os.path.join(work, "scores", dataset, method + ".json")
 
 
+def saved_scores(work, dataset, methods):
+    """The score entries already saved for ``dataset`` (method -> entry), in the order of ``methods``."""
+    found = {}
+    for method in methods:
+        path = score_path(work, dataset, method)
+        if os.path.isfile(path):
+            with open(path) as handle:
+                found[method] = json.load(handle)
+    return found
+
+
 def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()):
     """Score raw, deconv and every method on one dataset (JSON cached per method)."""
     star = prepare_dataset(name, spec, work)
@@ -223,8 +235,7 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
     for method, produce in rows:
         path = score_path(work, name, method)
         if os.path.isfile(path) and not (force and method in methods):
-            with open(path) as handle:
-                results[method] = json.load(handle)
+            results.update(saved_scores(work, name, [method]))
             continue
         start = time.perf_counter()
         candidate = produce()
@@ -305,6 +316,7 @@ def main(argv=None):
                         help="other training budget, e.g. iterations=10,steps_per_epoch=50,filter_base=16,"
                         "noise_start_iter=6:8 (tuples separated by ':'; its own cache folder)")
     parser.add_argument("--gpu", action="store_true", help="use every GPU present (default: the CPU)")
+    parser.add_argument("--report", action="store_true", help="only print the tables of the scores already saved")
     parser.add_argument("--list", action="store_true", help="list datasets and methods (and why not available)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -346,6 +358,12 @@ def main(argv=None):
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
     per_dataset = {}
     for name in names:
+        if args.report:
+            per_dataset[name] = saved_scores(work, name, ["raw", "deconv"] + methods)
+            if not per_dataset[name]:
+                continue
+            print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)
+            continue
         per_dataset[name] = benchmark_dataset(name, DATASETS[name], methods, budget, work, args.force,
                                               None if args.gpu else ())
         print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)
