@@ -278,8 +278,13 @@ def markdown_table(results):
 
 
 def median_table(per_dataset):
-    """Median over datasets of every column, per method (datasets lacking a method are skipped)."""
-    methods = []
+    """Median over datasets of every column, per method (datasets lacking a method are skipped).
+
+    The row ``input`` is what the networks were given: the deconvolved tomogram where there is one, else the raw.
+    """
+    per_dataset = {name: dict(results, input=results.get("deconv", results.get("raw")))
+                   for name, results in per_dataset.items() if "raw" in results}
+    methods = ["input"]
     for results in per_dataset.values():
         methods += [m for m in results if m not in methods]
     lines = ["| method (datasets) | " + " | ".join(h for h, _ in COLUMNS) + " |",
