@@ -15,6 +15,10 @@ from isonet.spec import CommandSpec, Param
 NOISE_MODES = ("noFilter", "ramp", "hamming")
 RECONSTRUCTIONS = ("wbp", "sirt")
 WBP_FILTERS = ("ramp", "hamming")
+#: Refine methods: IsoNet 1's, and Noise2Noise across half tomograms with the wedge task (docs/halves.md).
+METHODS = ("isonet", "isonet2")
+#: Specimens of ``simulate`` (isonet.simulate.phantom).
+SCENES = ("cell", "cytosol", "membranes", "filaments", "sparse")
 
 #: Options of every command, handled by the command line before the command's own options.
 COMMON = (
@@ -60,7 +64,12 @@ PREPARE_STAR = CommandSpec(
      Param("defocus", "float", 0.0, "Defocus at 0° tilt (underfocus positive), for every tomogram; 0 skips deconv.",
            unit="Å", range=">= 0"),
      Param("number_subtomos", "int", 100, "Subtomograms to extract from each tomogram.", range=">= 1"),
-     _tilt("min", -60.0), _tilt("max", 60.0)),
+     _tilt("min", -60.0), _tilt("max", 60.0),
+     Param("even", "text", None, "Folder or quoted glob pattern of the even half tomograms, matched to the "
+           "tomograms by file name (tomo_01_even.mrc or even/tomo_01.mrc for tomo_01.mrc); listed as "
+           "rlnTomoReconstructedTomogramHalf1. Needs --odd.", default_text="none"),
+     Param("odd", "text", None, "Folder or glob pattern of the odd half tomograms "
+           "(rlnTomoReconstructedTomogramHalf2).", default_text="none")),
     "isonet.prepare:prepare_star")
 
 PREPARE_SUBTOMO_STAR = CommandSpec(
@@ -193,7 +202,19 @@ REFINE = CommandSpec(
      Param("seed", "int", None, "Seed of every random choice; recorded in refine_iterNN.json.", range=">= 0",
            default_text="a random seed"),
      Param("mixed_precision", "bool", False, "Train in float16 on GPUs (bfloat16 on the CPU), weights and "
-           "output in float32.")),
+           "output in float32."),
+     Param("method", "choice", None, "isonet (IsoNet 1: one tomogram, the network learns to undo an extra "
+           "wedge) or isonet2 (Noise2Noise across the even/odd half subtomograms plus the wedge task, masked "
+           "Fourier loss, per-tomogram normalisation; no noise added).", choices=METHODS,
+           default_text="isonet2 when subtomo.star lists halves, else isonet"),
+     Param("mw_weight", "float", 4.0, "Masked loss: weight of the frequencies missing from the input but "
+           "measured in the target, relative to those measured in both.", range=">= 0"),
+     Param("masked_loss", "bool", False, "isonet method: masked Fourier loss instead of the mean absolute error "
+           "(isonet2 always uses it)."),
+     Param("dc_weight", "float", 0.0, "Weight of a data-consistency term (prediction vs input over the input's "
+           "measured region), against invented content; 0: none.", range=">= 0"),
+     Param("random_rotations", "bool", False, "Uniform random rotations instead of the 20 fixed orientations; "
+           "extract with --crop_size >= 1.75 x cube_size.")),
     "isonet.refine.command:refine_command")
 
 PREDICT = CommandSpec(
@@ -252,7 +273,12 @@ SIMULATE = CommandSpec(
      Param("sirt_iterations", "int", 20, "Iterations of SIRT.", range=">= 1"),
      Param("number_subtomos", "int", 100, "Subtomograms per tomogram written into rlnNumberSubtomo.",
            range=">= 1"),
-     Param("seed", "int", 0, "Random seed; the same seed gives identical data.", range=">= 0")),
+     Param("seed", "int", 0, "Random seed; the same seed gives identical data.", range=">= 0"),
+     Param("halves", "bool", True, "Also write even/odd half tomograms (independent noise, half the dose each; "
+           "their average is the tomogram) in OUT_DIR/tomograms_half1|2, listed as "
+           "rlnTomoReconstructedTomogramHalf1/2."),
+     Param("scene", "choice", "cell", "Specimen: cell (the tutorial's mix), cytosol (crowded small proteins), "
+           "membranes, filaments or sparse.", choices=SCENES)),
     "isonet.simulate:run_simulation")
 
 EVALUATE = CommandSpec(

@@ -82,3 +82,42 @@ def warn_if_flat(volume, path, logger=None):
         (logger or logging.getLogger("isonet")).warning(
             "%s: %s; its output will carry no information (check the input file)", path, problem)
     return problem
+
+
+#: Fraction of the depth (Z) around the middle whose voxels give a tomogram's global statistics:
+#: the sample, away from the empty ice and reconstruction artefacts of the top and bottom.
+SLAB_FRACTION = 1.0 / 3.0
+
+
+def slab_statistics(volume, fraction=SLAB_FRACTION):
+    """Mean and standard deviation of the central slab of a tomogram, float64.
+
+    Global normalisation of the halves method: every subtomogram (and predict's
+    tomogram) is mapped with its source tomogram's numbers, ``(x - mean) / std``
+    then negated (density positive), so that contrast differences between
+    regions of a tomogram survive, unlike IsoNet 1's per-subtomogram normalisation.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (nz, ny, nx)
+        Tomogram ``[z, y, x]`` (Z the beam axis).
+    fraction : float
+        Share of the Z planes used, centred (at least one plane).
+
+    Returns
+    -------
+    mean, std : float
+    """
+    depth = len(volume)
+    count = max(1, int(round(depth * fraction)))
+    start = (depth - count) // 2
+    slab = volume[start:start + count]
+    mean = float(slab.mean(dtype=np.float64))
+    squares = sum(float(np.square(part - mean, dtype=np.float64).sum()) for part in _slabs(slab))
+    return mean, float(np.sqrt(squares / slab.size))
+
+
+def apply_statistics(volume, mean, std):
+    """``-(volume - mean) / std`` as float32 (density positive, see :func:`slab_statistics`)."""
+    return ((np.float32(mean) - np.asarray(volume, dtype=np.float32)) / np.float32(std + 1e-20)).astype(
+        np.float32, copy=False)

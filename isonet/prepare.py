@@ -1,5 +1,6 @@
 """``prepare_star`` and ``prepare_subtomo_star``: the STAR files that start a project."""
 
+import glob
 import logging
 import os
 
@@ -9,8 +10,8 @@ from isonet.commands import PREPARE_STAR, PREPARE_SUBTOMO_STAR
 from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header
-from isonet.io.paths import check_output_file
-from isonet.io.star import check_tilt_range, write_star
+from isonet.io.paths import check_output_file, file_root
+from isonet.io.star import HALF_TOMOGRAM_LABELS, check_tilt_range, write_star
 
 log = logging.getLogger("isonet")
 
@@ -28,19 +29,69 @@ def list_tomograms(folder):
     return [os.path.join(folder, n) for n in names]
 
 
+def list_half_tomograms(where):
+    """Tomogram files named by a folder (its .mrc/.rec files) or a glob pattern, sorted."""
+    if any(c in where for c in "*?["):
+        paths = sorted(p for p in glob.glob(where) if os.path.isfile(p))
+        if not paths:
+            raise IsonetError(f"{where}: no file matches this pattern")
+        return paths
+    return list_tomograms(where)
+
+
+def match_halves(tomograms, halves, option):
+    """Pair each tomogram with the one file of ``halves`` named after it.
+
+    A half matches the tomogram whose file root (name without extension) is
+    its own root, or the longest root that its root starts with followed by
+    ``_``, ``-`` or ``.`` (``tomo_01_even.mrc`` and ``even/tomo_01.mrc`` both
+    match ``tomo_01.mrc``).
+
+    Parameters
+    ----------
+    tomograms, halves : list of str
+        Paths of the full tomograms and of one set of halves.
+    option : str
+        Option named in errors (``--even`` or ``--odd``).
+
+    Returns
+    -------
+    list of str
+        The half of each tomogram, in the order of ``tomograms``.
+    """
+    roots = [file_root(p) for p in tomograms]
+    found = {}
+    for half in halves:
+        name = file_root(half)
+        owners = [r for r in roots if name == r or any(name.startswith(r + s) for s in "_-.")]
+        if not owners:
+            continue
+        owner = max(owners, key=len)
+        if owner in found:
+            raise IsonetError(f"{option}: {found[owner]} and {half} both match tomogram {owner}")
+        found[owner] = half
+    missing = [p for p, r in zip(tomograms, roots) if r not in found]
+    if missing:
+        raise IsonetError(f"{option}: no half tomogram named after {missing[0]} (expected e.g. "
+                          f"{roots[tomograms.index(missing[0])]}_even.mrc or the same file name)")
+    return [found[r] for r in roots]
+
+
 @PREPARE_STAR.implements
-def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max):
+def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, even, odd):
     """Write a tomograms.star with one row per tomogram of ``folder_name``.
 
     Columns: rlnIndex (1..N), rlnMicrographName, rlnPixelSize (Å), rlnDefocus
     (Å), rlnNumberSubtomo, rlnMaskBoundary (None), rlnTiltMin, rlnTiltMax
-    (degrees). Only the MRC headers are read (a file that is not an MRC volume
-    is refused).
+    (degrees); with ``even`` and ``odd`` also rlnTomoReconstructedTomogramHalf1
+    (even) and rlnTomoReconstructedTomogramHalf2 (odd), RELION 5's labels,
+    matched to the tomograms by name (:func:`match_halves`). Only the MRC
+    headers are read (a file that is not an MRC volume is refused).
 
     Parameters
     ----------
     folder_name : str
-    output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max
+    output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, even, odd
         Settings of :data:`isonet.commands.PREPARE_STAR` (defaults and ranges there).
 
     Returns
@@ -49,8 +100,12 @@ def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos,
         The table written.
     """
     check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
+    if (even is None) != (odd is None):
+        raise UsageError("--even and --odd: give both half-tomogram sets, or neither")
     paths = list_tomograms(folder_name)
-    for path in paths:
+    halves = [] if even is None else [match_halves(paths, list_half_tomograms(where), option)
+                                      for where, option in ((even, "--even"), (odd, "--odd"))]
+    for path in paths + [p for half in halves for p in half]:
         read_header(path)
     check_output_file(output_star, "--output_star")
     table = pd.DataFrame({
@@ -63,9 +118,11 @@ def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos,
         "rlnTiltMin": float(tilt_min),
         "rlnTiltMax": float(tilt_max),
     })
+    for label, half_paths in zip(HALF_TOMOGRAM_LABELS, halves):
+        table[label] = half_paths
     with output_lock(output_star):
         write_star(table, output_star)
-    log.info("Wrote %s with %d tomogram(s)", output_star, len(paths))
+    log.info("Wrote %s with %d tomogram(s)%s", output_star, len(paths), " and their halves" if halves else "")
     return table
 
 

@@ -4,7 +4,7 @@ import logging
 import os
 
 from isonet.errors import IsonetError
-from isonet.io.star import is_empty, resolve_path
+from isonet.io.star import HALF_DECONV_LABELS, HALF_TOMOGRAM_LABELS, is_empty, resolve_path
 
 log = logging.getLogger("isonet")
 
@@ -14,7 +14,7 @@ def file_root(path):
     return os.path.splitext(os.path.basename(os.fspath(path)))[0]
 
 
-def input_tomogram(row, star_file, use_deconv_tomo=True, fallback=False):
+def input_tomogram(row, star_file, use_deconv_tomo=True, fallback=False, half=None):
     """Path of the tomogram a row asks for: the deconvolved one if wanted and set, else the original.
 
     Parameters
@@ -28,19 +28,24 @@ def input_tomogram(row, star_file, use_deconv_tomo=True, fallback=False):
     fallback : bool
         If the deconvolved tomogram file is missing, use the original with a warning
         (else the missing file is reported when it is read).
+    half : {None, 1, 2}
+        The full tomogram (``rlnMicrographName``/``rlnDeconvTomoName``) or one
+        half (``rlnTomoReconstructedTomogramHalfN``/``rlnDeconvTomoHalfN``).
 
     Returns
     -------
     str
     """
-    if use_deconv_tomo and not is_empty(row.get("rlnDeconvTomoName")):
-        deconvolved = resolve_path(row["rlnDeconvTomoName"], star_file)
+    original, deconv = (("rlnMicrographName", "rlnDeconvTomoName") if half is None
+                        else (HALF_TOMOGRAM_LABELS[half - 1], HALF_DECONV_LABELS[half - 1]))
+    if use_deconv_tomo and not is_empty(row.get(deconv)):
+        deconvolved = resolve_path(row[deconv], star_file)
         if not fallback or os.path.isfile(deconvolved):
             return deconvolved
-        log.warning("%s not found: using the original tomogram %s", deconvolved, row.get("rlnMicrographName"))
-    if is_empty(row.get("rlnMicrographName")):
-        raise IsonetError(f"{star_file}: row rlnIndex={row.get('rlnIndex')} has no rlnMicrographName")
-    return resolve_path(row["rlnMicrographName"], star_file)
+        log.warning("%s not found: using the original tomogram %s", deconvolved, row.get(original))
+    if is_empty(row.get(original)):
+        raise IsonetError(f"{star_file}: row rlnIndex={row.get('rlnIndex')} has no {original}")
+    return resolve_path(row[original], star_file)
 
 
 def make_folder(path, what):

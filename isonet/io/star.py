@@ -21,6 +21,8 @@ from isonet.io.atomic import atomic_output
 TEXT_LABELS = (
     "rlnMicrographName", "rlnDeconvTomoName", "rlnMaskName", "rlnMaskBoundary",
     "rlnCorrectedTomoName", "rlnImageName",
+    "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2",
+    "rlnDeconvTomoHalf1", "rlnDeconvTomoHalf2", "rlnImageNameHalf1", "rlnImageNameHalf2",
 )
 #: Labels holding integers.
 INT_LABELS = ("rlnIndex", "rlnSubtomoIndex", "rlnNumberSubtomo", "rlnCubeSize", "rlnCropSize")
@@ -29,12 +31,23 @@ FLOAT_LABELS = (
     "rlnPixelSize", "rlnDefocus", "rlnSnrFalloff", "rlnDeconvStrength",
     "rlnMaskDensityPercentage", "rlnMaskStdPercentage", "rlnTiltMin", "rlnTiltMax",
     "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
+    "rlnNormMean", "rlnNormStd", "rlnNormMeanHalf1", "rlnNormStdHalf1", "rlnNormMeanHalf2", "rlnNormStdHalf2",
 )
 
 #: Columns every tomograms.star must have.
 TOMOGRAM_REQUIRED = ("rlnIndex", "rlnMicrographName", "rlnPixelSize")
 #: Columns every subtomo.star must have.
 SUBTOMO_REQUIRED = ("rlnSubtomoIndex", "rlnImageName", "rlnCubeSize", "rlnCropSize")
+
+#: Even/odd half tomograms in tomograms.star (RELION 5's labels), their deconvolved versions
+#: (isonet's labels), and the subtomograms cut from them in subtomo.star (isonet's labels).
+HALF_TOMOGRAM_LABELS = ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
+HALF_DECONV_LABELS = ("rlnDeconvTomoHalf1", "rlnDeconvTomoHalf2")
+HALF_SUBTOMO_LABELS = ("rlnImageNameHalf1", "rlnImageNameHalf2")
+#: Per-subtomogram statistics of its source tomogram's central slab (full, half 1, half 2):
+#: ``(mean label, std label)`` each, see :func:`isonet.normalize.slab_statistics`.
+NORM_LABELS = (("rlnNormMean", "rlnNormStd"), ("rlnNormMeanHalf1", "rlnNormStdHalf1"),
+               ("rlnNormMeanHalf2", "rlnNormStdHalf2"))
 
 #: Default tilt range (degrees) for rows without rlnTiltMin / rlnTiltMax.
 DEFAULT_TILT_RANGE = (-60.0, 60.0)
@@ -157,6 +170,17 @@ def set_column(table, label, value, rows=None):
         if table[label].dtype != object:
             table[label] = table[label].astype(object)
     table.loc[rows, label] = value
+
+
+def has_halves(table, labels=HALF_TOMOGRAM_LABELS):
+    """True if every row of ``table`` names both halves (``labels``); error if only some rows do."""
+    if not all(label in table.columns for label in labels):
+        return False
+    listed = [not (is_empty(a) or is_empty(b)) for a, b in zip(table[labels[0]], table[labels[1]])]
+    if any(listed) and not all(listed):
+        raise IsonetError(f"{labels[0]}/{labels[1]}: every row must name both half tomograms, or none "
+                          f"(rows {[i + 1 for i, ok in enumerate(listed) if not ok]} do not)")
+    return bool(listed) and all(listed)
 
 
 def tilt_range(row):

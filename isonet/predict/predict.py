@@ -8,7 +8,10 @@ For each selected tomogram (volumes indexed ``[z, y, x]``):
 2. predict it by overlapping tiles streamed in batches into a float32
    accumulator (:mod:`isonet.predict.tiling`);
 3. normalise the result the same way and multiply by -1 again, so the output
-   keeps the input's contrast convention;
+   keeps the input's contrast convention (a network of ``refine --method
+   isonet2``, with its model JSON, instead normalises each half tomogram by
+   its central slab and averages the outputs for the two halves, see
+   :mod:`isonet.predict.halves`);
 4. write ``<output_dir>/<root>_corrected.mrc`` (float32, the input's voxel size
    and origin) and record it as ``rlnCorrectedTomoName`` in the STAR file,
    which is rewritten after every tomogram.
@@ -32,7 +35,9 @@ from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_free_space, check_output_file, check_output_folder, file_root, input_tomogram
 from isonet.io.star import read_star, select_rows, set_column, write_star
 from isonet.log import progress
+from isonet.io.model_info import read_model_info
 from isonet.normalize import normalize_in_place, warn_if_flat
+from isonet.predict.halves import correct_averaged, half_sources
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
 log = logging.getLogger("isonet")
@@ -181,6 +186,8 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     check_output_folder(output_dir, "--output_dir")
     check_output_file(star_file, "STAR file")
     check_free_space(output_dir, needed, "--output_dir")
+    info = read_model_info(model)  # halves-method networks: slab normalisation, halves averaged
+    halves = half_sources(info, rows, star_file, use_deconv_tomo)
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:
@@ -192,8 +199,12 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
             root = file_root(source)
             output = os.path.join(output_dir, f"{root}_corrected.mrc")
             start = time.perf_counter()
-            corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
-                                                 normalize_percentile)
+            if info is not None:
+                corrected, header = correct_averaged(halves.get(label, [source]), network.predict, cube_size,
+                                                     crop_size, batch_size)
+            else:
+                corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
+                                                     normalize_percentile)
             seconds = time.perf_counter() - start
             write_volume(output, corrected, like=header)
             log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))

@@ -31,7 +31,8 @@ from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, check_same_file,
                              input_tomogram, make_folder)
-from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column, write_star
+from isonet.io.star import (HALF_DECONV_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty, read_star,
+                            select_rows, set_column, write_star)
 from isonet.log import log_time, progress
 
 log = logging.getLogger("isonet")
@@ -345,7 +346,10 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
     ``rlnDeconvTomoName`` (None) when absent; values given here override the
     STAR's and are written into it. Each processed row gets
     ``<deconv_folder>/<file name of rlnMicrographName>`` in
-    ``rlnDeconvTomoName``; the STAR file is rewritten (atomically) after every
+    ``rlnDeconvTomoName``; when the STAR lists half tomograms
+    (``rlnTomoReconstructedTomogramHalf1/2``) they are deconvolved with the
+    same settings into ``<deconv_folder>/half1/`` and ``half2/`` and recorded
+    as ``rlnDeconvTomoHalf1/2``. The STAR file is rewritten (atomically) after every
     row. Rows with defocus 0 (phase plate, or unknown) are skipped with a
     warning. Input tomograms are never modified. Every selected row (defocus,
     pixel size, tomogram header) is checked before anything is written, and
@@ -372,14 +376,19 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
     for label, default in (("rlnSnrFalloff", 1.0), ("rlnDeconvStrength", 1.0), ("rlnDeconvTomoName", None)):
         if label not in table.columns:
             set_column(table, label, default)
+    halves = has_halves(table)
+    if halves:
+        for label in HALF_DECONV_LABELS:
+            if label not in table.columns:
+                set_column(table, label, None)
     rows = select_rows(table, tomo_idx)
-    jobs = _check_rows(table, rows, star_file, deconv_folder, snrfalloff)
+    jobs = _check_rows(table, rows, star_file, deconv_folder, snrfalloff, halves)
     check_output_folder(deconv_folder, "--deconv_folder")
     check_output_file(star_file, "STAR file")
     check_free_space(deconv_folder, sum(4 * int(np.prod(job[3])) for job in jobs), "--deconv_folder")
     with output_lock(star_file, deconv_folder):
         make_folder(deconv_folder, "--deconv_folder")
-        for position, source, output, _ in progress(jobs, desc="deconv", unit="tomogram"):
+        for position, source, output, _, label in progress(jobs, desc="deconv", unit="volume"):
             row = table.loc[position]
             defocus, pixel_size = float(row["rlnDefocus"]), float(row["rlnPixelSize"])
             if snrfalloff is not None:
@@ -388,6 +397,7 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
                 set_column(table, "rlnDeconvStrength", float(deconvstrength), rows=[position])
             falloff = _row_value(table, position, "rlnSnrFalloff", star_file)
             strength = _row_value(table, position, "rlnDeconvStrength", star_file)
+            make_folder(os.path.dirname(output) or ".", "--deconv_folder")
             with log_time(f"deconv {source}"):
                 log.info("deconv %s: defocus %.0f Å, pixel %.3f Å, snrfalloff %g, deconvstrength %g%s",
                          source, defocus, pixel_size, falloff, strength,
@@ -398,13 +408,14 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
                 del volume
                 write_volume(output, result, like=header)
                 del result
-            set_column(table, "rlnDeconvTomoName", output, rows=[position])
+            set_column(table, label, output, rows=[position])
             write_star(table, star_file)
     return table
 
 
-def _check_rows(table, rows, star_file, deconv_folder, snrfalloff):
-    """Check every selected row before anything is written; returns (position, source, output, shape) to process.
+def _check_rows(table, rows, star_file, deconv_folder, snrfalloff, halves=False):
+    """Check every selected row before anything is written; returns (position, source, output, shape, label)
+    for the tomogram of each row and, with ``halves``, its two half tomograms.
 
     Rows with rlnDefocus 0 are left out with a warning.
     """
@@ -426,10 +437,17 @@ def _check_rows(table, rows, star_file, deconv_folder, snrfalloff):
             raise IsonetError(f"{star_file}: rlnPixelSize of {source} must be > 0 Å, got {pixel_size}")
         if snrfalloff is None and not is_empty(row["rlnSnrFalloff"]) and float(row["rlnSnrFalloff"]) < 0:
             raise IsonetError(f"{star_file}: rlnSnrFalloff of {source} must be >= 0, got {row['rlnSnrFalloff']}")
-        shape = read_header(source).shape
-        output = os.path.join(deconv_folder, os.path.basename(source))
-        check_same_file(output, source, "deconv")
-        jobs.append((position, source, output, shape))
+        # Half tomograms get the same filter as the full one, so that a network trained on halves
+        # sees data processed like the tomogram it corrects.
+        files = [(source, os.path.join(deconv_folder, os.path.basename(source)), "rlnDeconvTomoName")]
+        if halves:
+            for half, label in enumerate(HALF_DECONV_LABELS, start=1):
+                path = input_tomogram(row, star_file, use_deconv_tomo=False, half=half)
+                files.append((path, os.path.join(deconv_folder, f"half{half}", os.path.basename(path)), label))
+        for path, output, label in files:
+            shape = read_header(path).shape
+            check_same_file(output, path, "deconv")
+            jobs.append((position, path, output, shape, label))
     return jobs
 
 

@@ -20,10 +20,10 @@ from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, file_root, input_tomogram,
                              rename_aside)
-from isonet.io.star import (TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, tilt_range,
-                            write_star)
+from isonet.io.star import (HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty,
+                            read_star, resolve_path, select_rows, tilt_range, write_star)
 from isonet.log import log_time, progress
-from isonet.normalize import warn_if_flat
+from isonet.normalize import slab_statistics, warn_if_flat
 
 log = logging.getLogger("isonet")
 
@@ -126,10 +126,17 @@ def extract_subtomograms(star_file, subtomo_folder, subtomo_star, cube_size, cro
     inside ``rlnMaskName`` (whole volume if unset) and
     ``<subtomo_folder>/<root>_<j:06d>.mrc`` written (float32, raw intensities,
     voxel size = rlnPixelSize; root = file name of ``rlnMicrographName``
-    without its extension). An existing ``subtomo_folder`` is renamed aside
-    (``subtomo~``, ``subtomo~2``...), never deleted, but only once every input
-    (STAR labels, tomogram and mask headers and shapes, counts, free disk
-    space) has been checked; the outputs are locked against a second isonet
+    without its extension). When the rows list half tomograms
+    (``rlnTomoReconstructedTomogramHalf1/2``, or ``rlnDeconvTomoHalf1/2`` with
+    ``use_deconv_tomo``), the same centres are cut from both halves into
+    ``<root>_<j:06d>_half1.mrc`` and ``_half2.mrc``, listed as
+    ``rlnImageNameHalf1/2``. Every row also gets its source tomograms'
+    central-slab mean and standard deviation (``rlnNormMean``/``rlnNormStd``,
+    and ``...Half1``/``...Half2``; :func:`isonet.normalize.slab_statistics`),
+    the global normalisation of the halves method. An existing ``subtomo_folder``
+    is renamed aside (``subtomo~``, ``subtomo~2``...), never deleted, but only once
+    every input (STAR labels, tomogram and mask headers and shapes, counts, free
+    disk space) has been checked; the outputs are locked against a second isonet
     command meanwhile. Defaults and ranges: :data:`isonet.commands.EXTRACT`.
 
     Parameters
@@ -140,7 +147,8 @@ def extract_subtomograms(star_file, subtomo_folder, subtomo_star, cube_size, cro
         Output folder for the subtomograms.
     subtomo_star : str
         Output STAR: rlnSubtomoIndex, rlnImageName, rlnCubeSize, rlnCropSize,
-        rlnPixelSize, rlnTiltMin, rlnTiltMax, rlnMicrographName, rlnCoordinateX/Y/Z.
+        rlnPixelSize, rlnTiltMin, rlnTiltMax, rlnMicrographName, rlnCoordinateX/Y/Z,
+        rlnNormMean, rlnNormStd (and the half columns above).
     cube_size : int
         Training cube edge (multiple of 8, smaller than ``crop_size``).
     crop_size : int, optional
@@ -172,7 +180,8 @@ def extract_subtomograms(star_file, subtomo_folder, subtomo_star, cube_size, cro
     check_output_folder(subtomo_folder, "--subtomo_folder")
     check_output_file(subtomo_star, "--subtomo_star")
     total = sum(plan["count"] for plan in plans)
-    check_free_space(subtomo_folder, total * (crop_size ** 3 * 4 + 1024), "--subtomo_folder")
+    copies = 3 if any(plan["halves"] for plan in plans) else 1
+    check_free_space(subtomo_folder, copies * total * (crop_size ** 3 * 4 + 1024), "--subtomo_folder")
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 31))
         log.info("extract: random seed %d (pass --seed %d to repeat)", seed, seed)
@@ -193,8 +202,8 @@ def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
     Returns
     -------
     list of dict
-        Per row: ``source``, ``mask`` (path or None), ``count``, ``pixel_size``, ``tilts``, ``root``
-        and ``name`` (rlnMicrographName).
+        Per row: ``source``, ``mask`` (path or None), ``count``, ``pixel_size``, ``tilts``, ``root``,
+        ``name`` (rlnMicrographName) and ``halves`` (the two half tomograms, or empty).
     """
     roots = [file_root(name) for name in rows["rlnMicrographName"]]
     repeated = sorted({r for r in roots if roots.count(r) > 1})
@@ -221,8 +230,14 @@ def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
             if mask_shape != shape:
                 raise IsonetError(f"{mask}: mask shape {mask_shape} differs from tomogram {source} "
                                   f"shape {shape} (z, y, x)")
+        halves = [input_tomogram(row, star_file, use_deconv_tomo, True, half) for half in (1, 2)] \
+            if has_halves(rows) else []
+        for half in halves:
+            if read_header(half).shape != shape:
+                raise IsonetError(f"{half}: half tomogram shape {read_header(half).shape} differs from {source} "
+                                  f"shape {shape} (z, y, x)")
         plans.append(dict(source=source, mask=mask, count=count, pixel_size=pixel_size, tilts=tilt_range(row),
-                          root=root, name=row["rlnMicrographName"]))
+                          root=root, name=row["rlnMicrographName"], halves=halves))
     return plans
 
 
@@ -253,18 +268,26 @@ def _extract_one(plan, subtomo_folder, cube_size, crop_size, rng):
             raise IsonetError(f"{source}: {exc}" + (f" (mask {plan['mask']})" if mask is not None else "")
                               ) from None
         del mask
-        volume = read_volume(source)
-        warn_if_flat(volume, source)
-        entries = []
-        for j, centre in enumerate(centres):
-            path = os.path.join(subtomo_folder, f"{plan['root']}_{j:06d}.mrc")
-            write_volume(path, crop(volume, centre, crop_size), voxel_size=plan["pixel_size"])
-            entries.append({
-                "rlnImageName": path, "rlnCubeSize": int(cube_size), "rlnCropSize": int(crop_size),
-                "rlnPixelSize": plan["pixel_size"], "rlnTiltMin": plan["tilts"][0], "rlnTiltMax": plan["tilts"][1],
-                "rlnMicrographName": plan["name"],
-                "rlnCoordinateX": float(centre[2]), "rlnCoordinateY": float(centre[1]),
-                "rlnCoordinateZ": float(centre[0]),
-            })
-        log.info("%s: %d subtomograms of edge %d", source, len(entries), crop_size)
+        entries = [{
+            "rlnImageName": os.path.join(subtomo_folder, f"{plan['root']}_{j:06d}.mrc"),
+            "rlnCubeSize": int(cube_size), "rlnCropSize": int(crop_size), "rlnPixelSize": plan["pixel_size"],
+            "rlnTiltMin": plan["tilts"][0], "rlnTiltMax": plan["tilts"][1], "rlnMicrographName": plan["name"],
+            "rlnCoordinateX": float(centre[2]), "rlnCoordinateY": float(centre[1]),
+            "rlnCoordinateZ": float(centre[0]),
+        } for j, centre in enumerate(centres)]
+        # The same centres from the full tomogram and from each half; one volume in memory at a time.
+        for half, tomogram in enumerate([source] + plan["halves"]):
+            path_label = "rlnImageName" if half == 0 else HALF_SUBTOMO_LABELS[half - 1]
+            mean_label, std_label = NORM_LABELS[half]
+            volume = read_volume(tomogram)
+            warn_if_flat(volume, tomogram)
+            mean, std = slab_statistics(volume)
+            for j, (centre, entry) in enumerate(zip(centres, entries)):
+                path = entry["rlnImageName"] if half == 0 else \
+                    os.path.join(subtomo_folder, f"{plan['root']}_{j:06d}_half{half}.mrc")
+                write_volume(path, crop(volume, centre, crop_size), voxel_size=plan["pixel_size"])
+                entry.update({path_label: path, mean_label: mean, std_label: std})
+            del volume
+        log.info("%s: %d subtomograms of edge %d%s", source, len(entries), crop_size,
+                 " (and the same from each half)" if plan["halves"] else "")
     return entries

@@ -17,6 +17,8 @@ from isonet.commands import REFINE
 from isonet.errors import IsonetError, UsageError
 from isonet.io.atomic import atomic_write_text
 
+#: ``--method`` values: IsoNet 1's algorithm, and Noise2Noise across halves with the wedge task.
+
 
 class _Settings:
     """Methods of :class:`RefineConfig` (its fields are made from the refine spec below)."""
@@ -111,6 +113,10 @@ class _Settings:
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2 ** 31)
         return self
+
+    def uses_variants(self):
+        """True if an IsoNet 1 run asks for any variant of :mod:`isonet.refine.variants`."""
+        return self.masked_loss or self.dc_weight > 0 or self.random_rotations
 
     def network_options(self):
         """Keyword arguments of :func:`isonet.network.unet.build_unet`."""

@@ -47,6 +47,7 @@ from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
 from isonet.refine.pairs import PairMaker, PairStream, dump_pairs
 from isonet.refine.validate import validate_refine
 from isonet.refine.wedge_ops import apply_wedge, wedge_masks
+from isonet.refine import method_hooks
 
 log = logging.getLogger("isonet")
 
@@ -95,7 +96,7 @@ def _keras():
     return keras
 
 
-def compile_for_training(model, strategy, learning_rate):
+def compile_for_training(model, strategy, learning_rate, loss="mae"):
     """Compile ``model`` as IsoNet 1 does (Adam, MAE loss, MSE and MAE metrics) and build the optimizer.
 
     Parameters
@@ -106,6 +107,9 @@ def compile_for_training(model, strategy, learning_rate):
         From :func:`isonet.devices.select_strategy`; the optimizer's variables are made in its scope.
     learning_rate : float
         Adam's learning rate.
+    loss : str or callable
+        ``"mae"`` (IsoNet 1, with its metrics) or a Keras loss of
+        :mod:`isonet.refine.losses` (no metrics: its targets carry weights).
 
     Returns
     -------
@@ -116,8 +120,8 @@ def compile_for_training(model, strategy, learning_rate):
     """
     keras = _keras()
     with strategy.scope():
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mae",
-                      metrics=["mse", "mae"])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss,
+                      metrics=["mse", "mae"] if loss == "mae" else None)
         model.optimizer.build(model.trainable_variables)
     return [variable.numpy() for variable in model.optimizer.variables]
 
@@ -265,6 +269,7 @@ def refine(config, continue_from=None, logical_cpus=0):
     schedule = noise_schedule(config.iterations, config.noise_level, config.noise_start_iter)
     subtomos = Subtomograms(config.subtomo_star)
     validate_refine(config, subtomos, continue_from)
+    halves = method_hooks.prepare(config)  # --method isonet2: the half subtomograms, else None
     keras = _keras()
     strategy, n_replicas = select_strategy(config.gpuID, logical_cpus=logical_cpus)
     import tensorflow as tf
@@ -311,9 +316,16 @@ def refine(config, continue_from=None, logical_cpus=0):
             if subtomos.cube_size % network.size_multiple:
                 raise IsonetError(f"{config.subtomo_star}: rlnCubeSize {subtomos.cube_size} must be a multiple "
                                   f"of {network.size_multiple} for this network")
-            fresh_optimizer = compile_for_training(model, strategy, config.learning_rate)
+            fresh_optimizer = compile_for_training(model, strategy, config.learning_rate,
+                                                   method_hooks.loss(config, subtomos.cube_size))
         restart_training(model, fresh_optimizer, config.seed, iteration)
-        if iteration == 1 and pretrained is None:
+        filled = not (iteration == 1 and pretrained is None)  # a network predicted the previous iteration
+        if halves is not None:
+            if filled:
+                method_hooks.predict_halves(network.predict, halves, used, result_dir, iteration - 1,
+                                            config.batch_size)
+            previous = method_hooks.previous_paths(halves, used, result_dir, iteration - 1)
+        elif iteration == 1 and pretrained is None:
             write_wedge_filtered(originals, previous, tilts, config.normalize_percentile)
         else:
             predict_subtomograms(network, originals, previous, config.batch_size, config.normalize_percentile,
@@ -321,14 +333,18 @@ def refine(config, continue_from=None, logical_cpus=0):
         pretrained = None
         seconds["predicting"] = time.perf_counter() - started
 
-        level = schedule[iteration]
+        level = schedule[iteration] if halves is None else 0.0  # halves: the other half's noise denoises
         log.info("Noise level: %g", level)
         banks = None
         if level > 1e-7:
             banks = {r: NoiseBank(config.noise_dir, subtomos.cube_size, r, config.noise_mode, config.seed)
                      for r in set(tilts)}
-        maker = PairMaker(originals, previous, tilts, subtomos.cube_size, level, banks,
-                          config.normalize_percentile, config.seed, iteration)
+        if halves is None and not config.uses_variants():
+            maker = PairMaker(originals, previous, tilts, subtomos.cube_size, level, banks,
+                              config.normalize_percentile, config.seed, iteration)
+        else:
+            maker = method_hooks.pair_maker(config, halves, used, originals, previous, tilts, subtomos.cube_size,
+                                            level, banks, result_dir if filled else None, iteration)
         stream = PairStream(maker, n_replicas, config.batch_size, config.preprocessing_ncpus)
         try:
             if config.data_dir:
@@ -350,7 +366,12 @@ def refine(config, continue_from=None, logical_cpus=0):
         seconds["pairs"] = maker.busy_seconds
         seconds["step_median"] = float(np.median(timer.seconds)) if timer.seconds else 0.0
         save(model, model_path(result_dir, iteration))
-        if iteration == config.iterations and not config.remove_intermediate:
+        method_hooks.write_model_info(config, model_path(result_dir, iteration))
+        if iteration == config.iterations and not config.remove_intermediate and halves is not None:
+            started = time.perf_counter()
+            method_hooks.predict_halves(network.predict, halves, used, result_dir, iteration, config.batch_size)
+            seconds["final_predicting"] = time.perf_counter() - started
+        elif iteration == config.iterations and not config.remove_intermediate:
             started = time.perf_counter()
             predict_subtomograms(network, originals, [prediction_path(result_dir, p, iteration) for p in originals],
                                  config.batch_size, config.normalize_percentile,

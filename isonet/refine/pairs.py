@@ -118,6 +118,10 @@ class PairMaker:
         mask = wedge_masks(original.shape, [self.tilt_ranges[index]])[0]
         return normalize(merge(original, previous, mask), self.percentile)
 
+    def rotate(self, volume, rotations, index):
+        """Orientations ``rotations`` of ``volume`` (subtomogram ``index``), stacked; subclasses may change them."""
+        return rotate_all(volume, rotations)
+
     def pairs(self, index, rotations=None):
         """Input and target cubes of subtomogram ``index`` for some orientations.
 
@@ -136,7 +140,7 @@ class PairMaker:
         """
         started = time.perf_counter()
         rotations = list(range(N_ROTATIONS) if rotations is None else rotations)
-        rotated = rotate_all(self.merged(index), rotations)
+        rotated = self.rotate(self.merged(index), rotations, index)
         mask = wedge_masks(rotated.shape[1:], [self.tilt_ranges[index]])[0]
         x = np.ascontiguousarray(centre_crop(apply_wedge(rotated, mask), self.cube_size))
         y = np.ascontiguousarray(centre_crop(rotated, self.cube_size))
@@ -235,12 +239,14 @@ class PairStream:
         import tensorflow as tf
         cube = self.maker.cube_size
         spec = tf.TensorSpec((cube, cube, cube), tf.float32)
+        channels = getattr(self.maker, "target_channels", None)  # targets stacked with loss weights
+        target_spec = spec if channels is None else tf.TensorSpec((cube, cube, cube, channels), tf.float32)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         shuffle_seed = int(np.random.default_rng([self.maker.seed, self.maker.iteration, _SALT_SHUFFLE])
                            .integers(2 ** 31))
         buffer = min(self.n_train, max(SHUFFLE_SUBTOMOS * N_ROTATIONS, 4 * self.batch_size))
-        train = (tf.data.Dataset.from_generator(self.train_pairs, output_signature=(spec, spec))
+        train = (tf.data.Dataset.from_generator(self.train_pairs, output_signature=(spec, target_spec))
                  .shuffle(buffer, seed=shuffle_seed)
                  .map(_add_channel)
                  .batch(self.batch_size, drop_remainder=True)
@@ -265,7 +271,7 @@ class PairStream:
 
 
 def _add_channel(x, y):
-    return x[..., None], y[..., None]
+    return x[..., None], (y if y.shape.rank == 4 else y[..., None])
 
 
 def dump_pairs(maker, stream, data_dir):
@@ -282,7 +288,7 @@ def dump_pairs(maker, stream, data_dir):
             x, y = maker.pairs(s, rotations)
             for i, r in enumerate(rotations):
                 k = N_ROTATIONS * s + r
-                for name, data in (("x", x[i]), ("y", y[i])):
+                for name, data in (("x", x[i]), ("y", y[i] if y.ndim == 4 else y[i, ..., 0])):  # target only
                     folder = os.path.join(data_dir, f"{split}_{name}")
                     os.makedirs(folder, exist_ok=True)
                     write_volume(os.path.join(folder, f"{name}_{k}.mrc"), data)

@@ -1,0 +1,100 @@
+"""Prediction with a network of the halves method (``refine --method isonet2``).
+
+Such a network comes with ``model_iterNN.json`` (:mod:`isonet.io.model_info`).
+Each half tomogram (or the full one, when the STAR lists no halves) is
+normalised as in training: ``-(x - mean) / std`` with its central slab's
+statistics (:func:`isonet.normalize.slab_statistics`); the network's outputs
+for the two halves are averaged and negated back (dark density, normalised
+units).
+
+Memory: the half being predicted, its output and the running sum, three
+tomogram-sized float32 arrays (IsoNet 1's predict: two). Time: twice one
+tomogram's prediction, since each half goes through the network.
+"""
+
+import logging
+import os
+
+import numpy as np
+
+from isonet.errors import IsonetError
+from isonet.io.mrc import read_volume
+from isonet.io.paths import file_root, input_tomogram
+from isonet.io.star import HALF_TOMOGRAM_LABELS, has_halves
+from isonet.log import progress
+from isonet.normalize import slab_statistics
+from isonet.predict.tiling import grid_shape, predict_tiled
+
+log = logging.getLogger("isonet")
+
+
+def half_sources(info, rows, star_file, use_deconv_tomo):
+    """Row label -> the half tomograms to average, for a halves-method network; ``{}`` otherwise.
+
+    Parameters
+    ----------
+    info : dict or None
+        The network's model JSON.
+    rows : pandas.DataFrame
+        Selected rows of tomograms.star.
+    star_file : str
+    use_deconv_tomo : bool
+        Use ``rlnDeconvTomoHalf1/2`` where listed.
+    """
+    if info is None or info.get("method") != "isonet2":
+        return {}
+    if not has_halves(rows):
+        log.warning("%s lists no half tomograms (%s): the halves network is applied to the full tomograms",
+                    star_file, "/".join(HALF_TOMOGRAM_LABELS))
+        return {}
+    sources = {}
+    for label, row in rows.iterrows():
+        paths = [input_tomogram(row, star_file, use_deconv_tomo, fallback=True, half=h) for h in (1, 2)]
+        for path in paths:
+            if not os.path.isfile(path):
+                raise IsonetError(f"{path}: half tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
+        sources[label] = paths
+    return sources
+
+
+def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1):
+    """Average of the network's outputs over ``paths``, each normalised by its central slab (module doc).
+
+    Parameters
+    ----------
+    paths : list of str
+        Tomograms ``[z, y, x]`` of one shape (the two halves, or one tomogram).
+    function : callable
+        Network on batches of tiles (:func:`isonet.predict.predict.network_function`).
+    cube_size, crop_size, batch_size : int
+        As :func:`isonet.predict.predict.correct_tomogram`.
+
+    Returns
+    -------
+    corrected : ndarray of float32, shape (nz, ny, nx)
+        ``-mean_i f(-(v_i - m_i) / s_i)``: normalised units, dark density.
+    header : isonet.io.mrc.VolumeHeader
+        The first tomogram's header.
+    """
+    total, header = None, None
+    for path in paths:
+        volume, this_header = read_volume(path, return_header=True)
+        if total is not None and volume.shape != total.shape:
+            raise IsonetError(f"{path}: shape {volume.shape} differs from {paths[0]} {total.shape} (z, y, x)")
+        header = header or this_header
+        mean, std = slab_statistics(volume)
+        volume -= np.float32(mean)
+        volume *= np.float32(-1.0 / (std + 1e-20))  # in place: the raw copy is not kept
+        log.info("Predicting %s (slab mean %.4g, std %.4g) with tiles of %d (core %d)", path, mean, std,
+                 crop_size, cube_size)
+        n_tiles = int(np.prod(grid_shape(volume.shape, cube_size)))
+        with progress(total=n_tiles, unit="tile", desc=file_root(path)) as bar:
+            output = predict_tiled(volume, function, cube_size, crop_size, batch_size, progress=bar.update)
+        del volume
+        if total is None:
+            total = output
+        else:
+            total += output
+            del output
+    total *= np.float32(-1.0 / len(paths))
+    return total, header

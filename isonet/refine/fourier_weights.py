@@ -1,0 +1,130 @@
+"""Rotations of training cubes and the Fourier regions they move the missing wedge to.
+
+A rotation ``R`` (3x3, acting on ``(z, y, x)`` offsets from the volume's
+centre ``(n - 1) / 2``) turns ``v`` into ``v'(p') = v(R^T p')``; its spectrum
+is ``V'(k') = V(R^T k')`` up to a phase, so the region measured in ``v'`` is
+``M(R^T k')`` with ``M`` the lab-frame wedge mask of :func:`isonet.wedge.wedge_mask`
+(IsoNet 1's geometry: the angular wedge, the inscribed (kz, kx) circle, and
+the kz = 0 plane). Masks here are in the full unshifted ``fftn`` layout,
+shape ``(n, n, n)``; they are symmetric under ``k -> -k``, so the first
+``n // 2 + 1`` columns are their ``rfftn`` layout.
+
+The masked loss (:mod:`isonet.refine.losses`) weighs frequency ``k`` by
+``Mt(k) (Mi(k) + mw_weight (1 - Mi(k)))``: 1 where input and target are both
+measured, ``mw_weight`` where only the target is, 0 where the target is not
+(DeepDeWedge, Wiedemann & Heckel 2024; IsoNet 2).
+"""
+
+import functools
+
+import numpy as np
+import scipy.ndimage
+
+from isonet.refine.rotations import ROTATIONS, rotate
+
+_SALT_ROTATION = 22
+
+
+@functools.lru_cache(maxsize=None)
+def rotation_matrix(index):
+    """Matrix ``R`` of orientation ``index`` (0-19) of :mod:`isonet.refine.rotations`, int (3, 3).
+
+    Column ``a`` is where the unit offset along axis ``a`` (0 = Z, 1 = Y, 2 = X) goes.
+    """
+    matrix = np.zeros((3, 3), dtype=np.int64)
+    for axis in range(3):
+        probe = np.zeros((3, 3, 3), dtype=np.int8)
+        offset = [1, 1, 1]
+        offset[axis] = 2
+        probe[tuple(offset)] = 1
+        matrix[:, axis] = np.argwhere(rotate(probe, index))[0] - 1
+    matrix.setflags(write=False)
+    return matrix
+
+
+def random_rotation(rng):
+    """A rotation matrix drawn uniformly from SO(3) (QR of a Gaussian matrix, signs fixed), float64 (3, 3)."""
+    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def seeded_rotation(seed, iteration, index, orientation):
+    """The random rotation replacing orientation ``orientation`` of pair ``index`` in one iteration (seeded)."""
+    return random_rotation(np.random.default_rng([seed, iteration, _SALT_ROTATION, index, orientation]))
+
+
+def rotate_volume(volume, matrix):
+    """``v'(p') = v(R^T p')`` about the centre ``(n - 1) / 2``; cubic spline, mirrored outside, float32.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (n, n, n)
+        Indexed ``[z, y, x]``.
+    matrix : ndarray, shape (3, 3)
+        Rotation ``R`` on ``(z, y, x)`` offsets.
+    """
+    volume = np.asarray(volume, dtype=np.float32)
+    centre = (np.array(volume.shape) - 1) / 2.0
+    inverse = np.asarray(matrix, dtype=np.float64).T
+    return scipy.ndimage.affine_transform(volume, inverse, offset=centre - inverse @ centre, order=3,
+                                          mode="mirror").astype(np.float32, copy=False)
+
+
+def rotated_wedge_mask(n, tilt_range, matrix=None):
+    """Region measured in a cube of edge ``n`` rotated by ``matrix`` (lab frame if None), float32 (n, n, n).
+
+    Equals ``wedge_mask((n, n, n), *tilt_range)`` broadcast over ky when
+    ``matrix`` is None or the identity; full unshifted ``fftn`` layout.
+    """
+    tilt_min, tilt_max = map(float, tilt_range)
+    f = np.fft.fftfreq(n)
+    k = np.stack(np.meshgrid(f, f, f, indexing="ij"))  # (3, n, n, n): kz, ky, kx of the rotated frame
+    if matrix is not None:
+        k = np.tensordot(np.asarray(matrix, dtype=np.float64).T, k, axes=1)  # R^T k': the lab frame
+    kz, kx = k[0], k[2]
+    tiny = 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = np.degrees(np.arctan(kz / kx))
+    on_beam = (np.abs(kx) < tiny) & (np.abs(kz) >= tiny)
+    measured = np.where(on_beam, (tilt_max >= 90.0) or (tilt_min <= -90.0),
+                        (phi >= tilt_min - 1e-9) & (phi <= tilt_max + 1e-9))
+    keep = (measured & (kz ** 2 + kx ** 2 <= 0.25 + tiny)) | (np.abs(kz) < tiny)
+    return keep.astype(np.float32)
+
+
+def loss_weights(input_mask, target_mask, mw_weight):
+    """``Mt (Mi + mw_weight (1 - Mi))``: the per-frequency weights of the masked loss, float32."""
+    return (target_mask * (input_mask + np.float32(mw_weight) * (1.0 - input_mask))).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_rotation_weights(n, tilt_range, index, mw_weight):
+    weights = loss_weights(rotated_wedge_mask(n, tilt_range), rotated_wedge_mask(n, tilt_range,
+                                                                                 rotation_matrix(index)),
+                           mw_weight)
+    weights.setflags(write=False)
+    return weights
+
+
+def pair_weights(n, tilt_range, mw_weight, orientation, matrix=None):
+    """:func:`loss_weights` of a pair: fixed orientation ``orientation`` (cached, read-only), or ``matrix``.
+
+    Parameters
+    ----------
+    n : int
+        Cube edge.
+    tilt_range : (float, float)
+        Degrees.
+    mw_weight : float
+    orientation : int
+        0-19, used when ``matrix`` is None.
+    matrix : ndarray, shape (3, 3), optional
+        A random rotation (:func:`seeded_rotation`).
+    """
+    tilt_range = tuple(map(float, tilt_range))
+    if matrix is None:
+        return _fixed_rotation_weights(int(n), tilt_range, int(orientation), float(mw_weight))
+    return loss_weights(rotated_wedge_mask(n, tilt_range), rotated_wedge_mask(n, tilt_range, matrix), mw_weight)

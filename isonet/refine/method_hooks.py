@@ -1,0 +1,55 @@
+"""What refine's loop does differently for ``--method isonet2`` and for IsoNet 1's optional variants.
+
+:mod:`isonet.refine.loop` calls these at a few points; with ``--method
+isonet`` and no variant the loop runs IsoNet 1's code unchanged.
+"""
+
+import logging
+
+from isonet.io.model_info import write_model_info as _write_info
+from isonet.normalize import SLAB_FRACTION
+from isonet.refine.halves import (HalfPairMaker, HalfSubtomograms, default_method, predict_halves,
+                                  previous_paths)
+from isonet.refine.losses import masked_fourier_loss
+from isonet.refine.variants import VariantPairMaker
+
+log = logging.getLogger("isonet")
+
+__all__ = ["prepare", "loss", "pair_maker", "predict_halves", "previous_paths", "write_model_info"]
+
+
+def prepare(config):
+    """Settle ``config.method`` (default from the STAR file) and return the half subtomograms, or None."""
+    if config.method is None:
+        config.method = default_method(config.subtomo_star)
+    log.info("Method: %s%s", config.method, " (Noise2Noise across half subtomograms, masked Fourier loss, "
+             f"mw_weight {config.mw_weight})" if config.method == "isonet2" else "")
+    if config.method != "isonet2":
+        return None
+    if config.masked_loss:
+        log.info("--masked_loss: the halves method always uses the masked loss")
+    return HalfSubtomograms(config.subtomo_star)
+
+
+def loss(config, cube_size):
+    """The Keras loss of this run: IsoNet 1's ``"mae"``, or the masked Fourier loss."""
+    if config.method == "isonet2" or config.masked_loss or config.dc_weight > 0:
+        return masked_fourier_loss(cube_size, data_consistency=config.dc_weight > 0)
+    return "mae"
+
+
+def pair_maker(config, halves, used, originals, previous, tilts, cube_size, level, banks, previous_dir, iteration):
+    """The pair maker of one iteration: :class:`HalfPairMaker` or IsoNet 1's with variants."""
+    if halves is not None:
+        return HalfPairMaker(halves, used, tilts, cube_size, previous_dir, iteration - 1, config.mw_weight,
+                             config.dc_weight, config.random_rotations, config.seed, iteration)
+    return VariantPairMaker(originals, previous, tilts, cube_size, level, banks, config.normalize_percentile,
+                            config.seed, iteration, masked_loss=config.masked_loss, mw_weight=config.mw_weight,
+                            dc_weight=config.dc_weight, random_rotations=config.random_rotations)
+
+
+def write_model_info(config, model_path):
+    """For the halves method, ``model_iterNN.json`` beside the network (see :mod:`isonet.io.model_info`)."""
+    if config.method == "isonet2":
+        _write_info(model_path, {"method": "isonet2", "normalization": "slab_mean_std",
+                                 "slab_fraction": SLAB_FRACTION, "average_halves": True})

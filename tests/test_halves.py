@@ -1,0 +1,320 @@
+"""Even/odd halves end to end: prepare_star, extract, deconv, the halves method of refine, predict averaging."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+from scipy.ndimage import gaussian_filter
+
+from isonet.errors import IsonetError
+from isonet.io.mrc import read_volume, write_volume
+from isonet.io.star import read_star, write_star
+from isonet.normalize import apply_statistics, slab_statistics
+from isonet.prepare import match_halves
+from isonet.wedge import wedge_mask
+
+SHAPE = (32, 48, 48)
+TINY = ["--epochs", 1, "--steps_per_epoch", 6, "--filter_base", 4, "--unet_depth", 2, "--learning_rate", 0.004,
+        "--preprocessing_ncpus", 2, "--batch_size", 4]
+
+
+def _wedged(volume, tilts=(-60.0, 60.0)):
+    return np.fft.irfftn(np.fft.rfftn(volume) * wedge_mask(volume.shape, *tilts, real=True), s=volume.shape,
+                         axes=(0, 1, 2)).astype(np.float32)
+
+
+def _write_halves_project(folder, n_tomos=1, seed=0):
+    """Tomograms with independent-noise halves (dark density), as tomo_NN.mrc / even/ / tomo_NN_odd.mrc."""
+    rng = np.random.default_rng(seed)
+    for name in ("tomos", "even", "odd"):
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+    signals = []
+    for t in range(n_tomos):
+        signal = -gaussian_filter((rng.random(SHAPE) > 0.97).astype(np.float32), 1.5) * 10
+        halves = [_wedged(signal + rng.normal(0, 0.5, SHAPE).astype(np.float32)) for _ in range(2)]
+        write_volume(os.path.join(folder, "tomos", f"tomo_{t:02d}.mrc"), (halves[0] + halves[1]) / 2,
+                     voxel_size=10.0)
+        write_volume(os.path.join(folder, "even", f"tomo_{t:02d}.mrc"), halves[0], voxel_size=10.0)
+        write_volume(os.path.join(folder, "odd", f"tomo_{t:02d}_odd.mrc"), halves[1], voxel_size=10.0)
+        signals.append(signal)
+    return signals
+
+
+# ----------------------------------------------------------------------------- prepare_star, extract, deconv
+
+def test_match_halves_by_name():
+    tomos = ["a/tomo_1.mrc", "a/tomo_10.mrc", "a/tomo_1_b.mrc"]
+    halves = ["e/tomo_10_even.mrc", "e/tomo_1_b_even.mrc", "e/tomo_1.mrc", "e/other.mrc"]
+    assert match_halves(tomos, halves, "--even") == ["e/tomo_1.mrc", "e/tomo_10_even.mrc", "e/tomo_1_b_even.mrc"]
+    with pytest.raises(IsonetError, match="--odd: no half tomogram named after a/tomo_10.mrc"):
+        match_halves(tomos, ["e/tomo_1.mrc", "e/tomo_1_b.mrc"], "--odd")
+    with pytest.raises(IsonetError, match="both match tomogram tomo_1"):
+        match_halves(tomos, ["e/tomo_1_even.mrc", "e/tomo_1.mrc", "e/tomo_10.mrc", "e/tomo_1_b.mrc"], "--even")
+
+
+def test_prepare_star_lists_halves_and_extract_cuts_the_same_centres(tmp_path):
+    _write_halves_project(str(tmp_path), n_tomos=2)
+    result = run_cli("prepare_star", "tomos", "--even", "even", "--odd", "odd/*_odd.mrc", "--number_subtomos", 3,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = read_star(tmp_path / "tomograms.star")
+    assert list(table["rlnTomoReconstructedTomogramHalf1"]) == ["even/tomo_00.mrc", "even/tomo_01.mrc"]
+    assert list(table["rlnTomoReconstructedTomogramHalf2"]) == ["odd/tomo_00_odd.mrc", "odd/tomo_01_odd.mrc"]
+    bad = run_cli("prepare_star", "tomos", "--even", "even", cwd=tmp_path)
+    assert bad.returncode != 0 and "--even and --odd" in bad.stderr
+
+    result = run_cli("extract", "tomograms.star", "--cube_size", 16, "--crop_size", 24, "--seed", 3, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    subtomos = read_star(tmp_path / "subtomo.star")
+    assert len(subtomos) == 6
+    for _, row in subtomos.iterrows():
+        z, y, x = (int(row[f"rlnCoordinate{a}"]) for a in "ZYX")
+        window = (slice(z - 12, z + 12), slice(y - 12, y + 12), slice(x - 12, x + 12))
+        root = os.path.splitext(os.path.basename(row["rlnMicrographName"]))[0]
+        sources = [f"tomos/{root}.mrc", f"even/{root}.mrc", f"odd/{root}_odd.mrc"]
+        names = [row["rlnImageName"], row["rlnImageNameHalf1"], row["rlnImageNameHalf2"]]
+        assert names[1] == names[0].replace(".mrc", "_half1.mrc")
+        for source, name, suffix in zip(sources, names, ("", "Half1", "Half2")):
+            volume = read_volume(tmp_path / source)
+            np.testing.assert_array_equal(read_volume(tmp_path / name), volume[window])
+            mean, std = slab_statistics(volume)
+            assert row[f"rlnNormMean{suffix}"] == pytest.approx(mean, rel=1e-5)  # STAR: 6 digits
+            assert row[f"rlnNormStd{suffix}"] == pytest.approx(std, rel=1e-5)
+
+
+def test_slab_statistics_use_the_central_third():
+    volume = np.zeros((9, 4, 4), np.float32)
+    volume[3:6] = np.arange(48, dtype=np.float32).reshape(3, 4, 4)
+    volume[:3] = 1000
+    mean, std = slab_statistics(volume)
+    assert mean == pytest.approx(23.5) and std == pytest.approx(np.arange(48).std())
+    np.testing.assert_allclose(apply_statistics(volume[3:6], mean, std), -(volume[3:6] - 23.5) / std, rtol=1e-6)
+
+
+def test_deconv_processes_the_halves_like_the_full_tomogram(tmp_path, monkeypatch):
+    from isonet.preprocess.deconv import deconv_tomograms
+    _write_halves_project(str(tmp_path))
+    table = pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": ["tomos/tomo_00.mrc"], "rlnPixelSize": [10.0],
+                          "rlnDefocus": [30000.0], "rlnTomoReconstructedTomogramHalf1": ["even/tomo_00.mrc"],
+                          "rlnTomoReconstructedTomogramHalf2": ["odd/tomo_00_odd.mrc"]})
+    star = str(tmp_path / "tomograms.star")
+    write_star(table, star)
+    monkeypatch.chdir(tmp_path)
+    deconv_tomograms(star, deconv_folder="deconv", ncpu=1)
+    table = read_star(star)
+    assert table["rlnDeconvTomoHalf1"][0] == os.path.join("deconv", "half1", "tomo_00.mrc")
+    assert table["rlnDeconvTomoHalf2"][0] == os.path.join("deconv", "half2", "tomo_00_odd.mrc")
+    # the filter is linear up to the intensity restoration: the same filter on every volume means
+    # deconv(full) correlates with the average of deconv(halves) almost perfectly
+    full = read_volume("deconv/tomo_00.mrc")
+    average = (read_volume(table["rlnDeconvTomoHalf1"][0]) + read_volume(table["rlnDeconvTomoHalf2"][0])) / 2
+    assert np.corrcoef(full.ravel(), average.ravel())[0, 1] > 0.999
+    assert not np.allclose(read_volume("even/tomo_00.mrc"), read_volume(table["rlnDeconvTomoHalf1"][0]))
+
+
+# ----------------------------------------------------------------------------- masks, loss, pairs
+
+def test_rotated_masks_hold_the_rotated_wedge():
+    """A wedge-filtered cube rotated by orientation r has no power outside rotated_wedge_mask(r)."""
+    from isonet.refine.fourier_weights import rotated_wedge_mask, rotation_matrix, rotate_volume
+    from isonet.refine.rotations import rotate
+    n, tilts = 16, (-45.0, 55.0)
+    volume = _wedged(np.random.default_rng(2).normal(size=(n,) * 3).astype(np.float32), tilts)
+    lab = rotated_wedge_mask(n, tilts)
+    np.testing.assert_array_equal(lab, np.broadcast_to(wedge_mask((n,) * 3, *tilts), (n,) * 3))
+    inner = np.ones((n,) * 3, bool)  # Nyquist planes: sign conventions of -n/2 differ
+    for axis in range(3):
+        index = [slice(None)] * 3
+        index[axis] = n // 2
+        inner[tuple(index)] = False
+    for r in (0, 5, 13, 19):
+        mask = rotated_wedge_mask(n, tilts, rotation_matrix(r))
+        power = np.abs(np.fft.fftn(rotate(volume, r)))
+        assert power[(mask == 0) & inner].max() < 1e-4 * power[mask == 1].mean()
+        assert 0.3 < mask.mean() < 0.8
+        # the spline rotation by the same matrix is the same quarter turn
+        np.testing.assert_allclose(rotate_volume(volume, rotation_matrix(r)), rotate(volume, r), atol=1e-5)
+
+
+def _numpy_loss(prediction, target, weights, inputs=None, dc=None):
+    n = prediction.shape[-1]
+    value = (weights * np.abs(np.fft.fftn(prediction - target, axes=(1, 2, 3))) ** 2).sum(axis=(1, 2, 3)) / n ** 6
+    if inputs is not None:
+        value += (dc * np.abs(np.fft.fftn(prediction - inputs, axes=(1, 2, 3))) ** 2).sum(axis=(1, 2, 3)) / n ** 6
+    return value
+
+
+@pytest.mark.parametrize("data_consistency", [False, True])
+def test_masked_loss_matches_numpy(data_consistency):
+    from isonet.refine.fourier_weights import loss_weights, rotated_wedge_mask, rotation_matrix
+    from isonet.refine.losses import masked_fourier_loss, stack_targets
+    rng = np.random.default_rng(5)
+    n = 16
+    prediction, target, inputs = (rng.normal(size=(2, n, n, n)).astype(np.float32) for _ in range(3))
+    weights = np.stack([loss_weights(rotated_wedge_mask(n, (-60, 60)),
+                                     rotated_wedge_mask(n, (-60, 60), rotation_matrix(r)), 3.0) for r in (1, 7)])
+    assert set(np.unique(weights)) == {0.0, 1.0, 3.0}
+    dc = 0.5 * rotated_wedge_mask(n, (-60, 60)) if data_consistency else None
+    y_true = stack_targets(target, weights, inputs if data_consistency else None, dc)
+    loss = masked_fourier_loss(n, data_consistency)
+    value = np.asarray(loss(y_true, prediction[..., None]))
+    expected = _numpy_loss(prediction, target, weights, inputs if data_consistency else None, dc)
+    np.testing.assert_allclose(value, expected, rtol=1e-4)
+    # all weights 1: the mean squared error (Parseval)
+    ones = stack_targets(target, np.ones((n,) * 3, np.float32))
+    np.testing.assert_allclose(np.asarray(masked_fourier_loss(n)(ones, prediction[..., None])),
+                               ((prediction - target) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4)
+
+
+class _FakeHalves:
+    """Stands in for HalfSubtomograms: two known half cubes, already normalised."""
+
+    def __init__(self, halves):
+        self.halves = halves
+        self.paths = [["a_half1.mrc"], ["a_half2.mrc"]]
+
+    def normalised(self, half, index):
+        return self.halves[half].copy()
+
+
+def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation():
+    from isonet.refine.fourier_weights import pair_weights
+    from isonet.refine.halves import HalfPairMaker
+    from isonet.refine.pairs import centre_crop
+    from isonet.refine.rotations import rotate
+    from isonet.refine.wedge_ops import apply_wedge, wedge_masks
+    rng = np.random.default_rng(3)
+    crop, cube, tilts = 24, 16, (-60.0, 60.0)
+    halves = [rng.normal(size=(crop,) * 3).astype(np.float32) for _ in range(2)]
+    maker = HalfPairMaker(_FakeHalves(halves), [0], [tilts], cube, mw_weight=2.0, dc_weight=0.25, seed=4,
+                          iteration=1)
+    x, y = maker.pairs(0)
+    assert x.shape == (20, cube, cube, cube) and y.shape == (20, cube, cube, cube, 4)
+    swaps = []
+    for r in range(20):
+        swap = np.allclose(y[r, ..., 0], centre_crop(rotate(halves[0], r), cube))  # half 2 is the input
+        source, other = (halves[1], halves[0]) if swap else (halves[0], halves[1])
+        np.testing.assert_allclose(y[r, ..., 0], centre_crop(rotate(other, r), cube), atol=1e-6)
+        wedged = apply_wedge(np.ascontiguousarray(rotate(source, r)), wedge_masks((crop,) * 3, [tilts])[0])
+        np.testing.assert_allclose(x[r], centre_crop(wedged, cube), atol=1e-5)
+        np.testing.assert_array_equal(y[r, ..., 1], pair_weights(cube, tilts, 2.0, r))
+        np.testing.assert_array_equal(y[r, ..., 2], x[r])
+        assert set(np.unique(y[r, ..., 3])) == {0.0, 0.25}
+        swaps.append(swap)
+    assert 0 < sum(swaps) < 20  # both halves serve as input
+    x2, y2 = maker.pairs(0, [3, 4])  # the same pair whenever it is made
+    np.testing.assert_array_equal(x2, x[3:5])
+    np.testing.assert_array_equal(y2, y[3:5])
+
+
+def test_variant_pair_maker_keeps_isonet_pairs_and_adds_weights(tmp_path):
+    from isonet.refine.fourier_weights import pair_weights
+    from isonet.refine.pairs import PairMaker
+    from isonet.refine.variants import VariantPairMaker
+    rng = np.random.default_rng(6)
+    for name in ("sub", "prev"):
+        write_volume(tmp_path / f"{name}.mrc", rng.normal(size=(24,) * 3).astype(np.float32))
+    args = ([str(tmp_path / "sub.mrc")], [str(tmp_path / "prev.mrc")], [(-60.0, 60.0)], 16)
+    x0, y0 = PairMaker(*args, seed=1).pairs(0, [2, 9])
+    x1, y1 = VariantPairMaker(*args, seed=1, masked_loss=True, mw_weight=0.5).pairs(0, [2, 9])
+    np.testing.assert_array_equal(x1, x0)
+    np.testing.assert_array_equal(y1[..., 0], y0)
+    np.testing.assert_array_equal(y1[1, ..., 1], pair_weights(16, (-60.0, 60.0), 0.5, 9))
+    x2, y2 = VariantPairMaker(*args, seed=1, random_rotations=True).pairs(0, [2, 9])
+    assert y2.shape == (2, 16, 16, 16) and not np.allclose(y2, y0)
+    x3, y3 = VariantPairMaker(*args, seed=1, random_rotations=True).pairs(0, [2, 9])
+    np.testing.assert_array_equal(y3, y2)  # seeded
+
+
+# ----------------------------------------------------------------------------- refine and predict
+
+def test_predict_averages_the_normalised_halves(tmp_path):
+    """Identity network with a halves model JSON: the output is -(mean of the slab-normalised halves)."""
+    from isonet.io.model_info import write_model_info
+    from isonet.predict.predict import predict_tomograms
+    from isonet.network.unet import build_unet, save_model
+    _write_halves_project(str(tmp_path))
+    table = pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": ["tomos/tomo_00.mrc"], "rlnPixelSize": [10.0],
+                          "rlnTomoReconstructedTomogramHalf1": ["even/tomo_00.mrc"],
+                          "rlnTomoReconstructedTomogramHalf2": ["odd/tomo_00_odd.mrc"]})
+    write_star(table, tmp_path / "tomograms.star")
+    model = build_unet(unet_depth=2, filter_base=4, convs_per_depth=2)
+    head = model.get_layer("head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])  # residual: exactly the identity
+    save_model(model, str(tmp_path / "identity.h5"))
+    write_model_info(str(tmp_path / "identity.h5"), {"method": "isonet2", "normalization": "slab_mean_std"})
+    predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
+                      output_dir=str(tmp_path / "out"), gpu_ids=[], cube_size=16, crop_size=24)
+    halves = [read_volume(tmp_path / p) for p in ("even/tomo_00.mrc", "odd/tomo_00_odd.mrc")]
+    expected = -sum(apply_statistics(h, *slab_statistics(h)) for h in halves) / 2
+    result = read_volume(tmp_path / "out" / "tomo_00_corrected.mrc")
+    np.testing.assert_allclose(result, expected, atol=1e-5)
+    assert read_star(tmp_path / "tomograms.star")["rlnCorrectedTomoName"][0].endswith("tomo_00_corrected.mrc")
+
+
+@pytest.fixture(scope="module")
+def halves_run(tmp_path_factory):
+    """prepare_star with halves, extract, and a 2-iteration refine with the default method."""
+    folder = tmp_path_factory.mktemp("halves_refine")
+    _write_halves_project(str(folder))
+    for args in (("prepare_star", "tomos", "--even", "even", "--odd", "odd", "--number_subtomos", 4),
+                 ("extract", "tomograms.star", "--cube_size", 16, "--crop_size", 24, "--seed", 1),
+                 ("refine", "subtomo.star", "--iterations", 2, "--seed", 5, "--mw_weight", 2, *TINY)):
+        result = run_cli(*args, cwd=folder)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return str(folder), result
+
+
+def test_refine_defaults_to_the_halves_method_and_writes_its_files(halves_run):
+    folder, result = halves_run
+    assert "Method: isonet2" in result.stdout
+    results = os.path.join(folder, "results")
+    with open(os.path.join(results, "refine_iter02.json")) as handle:
+        state = json.load(handle)
+    assert state["method"] == "isonet2" and state["mw_weight"] == 2
+    assert [h["noise_level"] for h in state["history"]] == [0.0, 0.0]
+    with open(os.path.join(results, "model_iter02.json")) as handle:
+        assert json.load(handle)["method"] == "isonet2"
+    names = set(os.listdir(results))
+    for j in range(4):
+        assert {f"tomo_00_{j:06d}_half{h}_iter{it:02d}.mrc" for h in (1, 2) for it in (1, 2)} <= names
+
+
+def test_halves_predictions_in_refine_are_the_saved_network_on_normalised_halves(halves_run):
+    from isonet.network.unet import load_model
+    folder, _ = halves_run
+    row = read_star(os.path.join(folder, "subtomo.star")).iloc[0]
+    half = apply_statistics(read_volume(os.path.join(folder, row["rlnImageNameHalf2"])),
+                            row["rlnNormMeanHalf2"], row["rlnNormStdHalf2"])
+    model = load_model(os.path.join(folder, "results", "model_iter02.h5"))
+    output = np.asarray(model.predict(half[None, ..., None], verbose=0))[0, ..., 0]
+    written = read_volume(os.path.join(folder, "results", "tomo_00_000000_half2_iter02.mrc"))
+    np.testing.assert_allclose(-output, written, atol=1e-4)
+
+
+def test_continue_from_reproduces_the_halves_method(halves_run):
+    folder, _ = halves_run
+    resumed = os.path.join(folder, "resumed")
+    os.makedirs(resumed)
+    for name in ("model_iter01.h5", "refine_iter01.json", "model_iter01.json"):
+        shutil.copy(os.path.join(folder, "results", name), resumed)
+    for j in range(4):  # the half predictions of iteration 1 are made at the start of iteration 2 again
+        assert not os.path.exists(os.path.join(resumed, f"tomo_00_{j:06d}_half1_iter01.mrc"))
+    result = run_cli("refine", "--continue_from", "resumed/refine_iter01.json", "--result_dir", "resumed",
+                     cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    states = []
+    for path in ("results", "resumed"):
+        with open(os.path.join(folder, path, "refine_iter02.json")) as handle:
+            states.append(json.load(handle))
+    assert states[1]["method"] == "isonet2"
+    assert states[1]["losses"] == pytest.approx(states[0]["losses"], rel=1e-6)
+    assert states[1]["val_losses"] == pytest.approx(states[0]["val_losses"], rel=1e-6)
+    for j in range(4):
+        name = f"tomo_00_{j:06d}_half1_iter02.mrc"
+        np.testing.assert_allclose(read_volume(os.path.join(folder, "resumed", name)),
+                                   read_volume(os.path.join(folder, "results", name)), atol=1e-5)
