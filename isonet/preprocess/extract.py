@@ -16,8 +16,8 @@ import pandas as pd
 
 from isonet.errors import IsonetError, UsageError
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.star import (HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty,
-                            read_star, resolve_path, select_rows, tilt_range, write_star)
+from isonet.io.star import (HALF_DECONV_LABELS, HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED,
+                            has_halves, is_empty, read_star, resolve_path, select_rows, tilt_range, write_star)
 from isonet.normalize import slab_statistics
 from isonet.log import progress
 from isonet.io.paths import file_root, input_tomogram, rename_aside
@@ -186,6 +186,13 @@ def extract_subtomograms(star_file, subtomo_folder="subtomo", subtomo_star="subt
             raise IsonetError(f"{source}: tomogram of shape (z, y, x) = {shape} is thinner than crop_size "
                               f"{crop_size}; use a smaller --cube_size/--crop_size")
     halves = has_halves(rows)
+    if halves and use_deconv_tomo:
+        for _, row in rows.iterrows():
+            if not is_empty(row.get("rlnDeconvTomoName")) and any(is_empty(row.get(label))
+                                                                   for label in HALF_DECONV_LABELS):
+                raise IsonetError(f"{star_file}: {row['rlnMicrographName']} is deconvolved but its halves are "
+                                  "not (rlnDeconvTomoHalf1/2); run deconv again so that halves and full "
+                                  "tomogram are processed alike, or extract with --use_deconv_tomo False")
     rename_aside(subtomo_folder)
     os.makedirs(subtomo_folder)
     entries = []
