@@ -241,8 +241,11 @@ class Commands:
 
         Prints a table: the overall correlation; the correlation restricted to the missing-wedge and to
         the measured Fourier regions (frequencies from 1/low_resolution to 1/resolution, a guard band
-        at the wedge edges excluded); the FSC against the ground truth in cones around X, Y and Z with the resolutions at
-        0.5 and 0.143 and the Z/X ratio. All scores are correlations (intensity scale does not matter)
+        at the wedge edges excluded); the missing-wedge correlation by depth beyond the tilt limit (0-10,
+        10-20, 20-30 and 10-30 degrees); the wedge-to-measured power ratio of the truth and of the candidate
+        and their quotient (1: the candidate fills the wedge with as much power as the truth has); the FSC
+        against the ground truth in cones around X, Y and Z with the resolutions at 0.5 and 0.143 and the
+        Z/X ratio. All scores are correlations (intensity scale does not matter)
         and the candidate's sign is flipped when it correlates negatively (contrast does not matter).
 
         Parameters
@@ -498,11 +501,13 @@ class Commands:
 
     def simulate(self, out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, tilt_min=-60.0, tilt_max=60.0,
                  tilt_step=3.0, snr=0.5, defocus=0.0, voltage=300.0, cs=2.7, amplitude_contrast=0.07,
-                 reconstruction="wbp", filter="ramp", sirt_iterations=20, number_subtomos=100, seed=0):
+                 reconstruction="wbp", filter="ramp", sirt_iterations=20, number_subtomos=100, seed=0,
+                 halves=True, scene="cell"):
         """Simulate tutorial tomograms of a cellular scene, with ground truth and tomograms.star.
 
         Writes OUT_DIR/tomograms/tomo_NN.mrc (dense = dark) with tomo_NN.tlt, OUT_DIR/ground_truth/tomo_NN.mrc
-        (dense = bright) and OUT_DIR/tomograms.star (paths relative to OUT_DIR). The tomograms are real
+        (dense = bright), the half tomograms OUT_DIR/tomograms_half1/ and tomograms_half2/tomo_NN.mrc and
+        OUT_DIR/tomograms.star (paths relative to OUT_DIR). The tomograms are real
         reconstructions of a simulated tilt series (projection, CTF, noise, WBP or SIRT).
 
         Parameters
@@ -541,6 +546,11 @@ class Commands:
             Subtomograms per tomogram written into rlnNumberSubtomo.
         seed : int
             Random seed; the same seed gives identical data.
+        halves : bool
+            Also write even/odd half tomograms (independent noise, half the dose each; their average is the
+            tomogram), listed as rlnTomoReconstructedTomogramHalf1/2; --nohalves to skip them.
+        scene : str
+            Specimen: cell (the tutorial's mix), cytosol (crowded small proteins), membranes, filaments or sparse.
         """
         from isonet.simulate import run_simulation
         run_simulation(
@@ -559,7 +569,8 @@ class Commands:
             filter=parse_choice(filter, "filter", ("ramp", "hamming")),
             sirt_iterations=parse_number_tuple(sirt_iterations, "sirt_iterations", int, 1)[0],
             number_subtomos=parse_number_tuple(number_subtomos, "number_subtomos", int, 1)[0],
-            seed=parse_number_tuple(seed, "seed", int, 1)[0])
+            seed=parse_number_tuple(seed, "seed", int, 1)[0], halves=parse_bool(halves, "halves"),
+            scene=parse_choice(scene, "scene", ("cell", "cytosol", "membranes", "filaments", "sparse")))
 
     def predict(self, star_file, model, output_dir="./corrected_tomos", gpuID=None, cube_size=64, crop_size=96,
                 use_deconv_tomo=True, batch_size=None, normalize_percentile=True, tomo_idx=None,

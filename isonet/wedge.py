@@ -82,3 +82,23 @@ def wedge_mask(shape, tilt_min=-60.0, tilt_max=60.0, real=False, dtype=np.float3
     keep = measured_mask(shape, tilt_min, tilt_max, real) & (kz ** 2 + kx ** 2 <= 0.25)
     keep |= np.broadcast_to(kz == 0, keep.shape)
     return keep.astype(dtype)
+
+
+def wedge_depth_map(shape, tilt_min=-60.0, tilt_max=60.0, real=False):
+    """Angular depth (degrees) of each frequency into the missing wedge: how far beyond the nearest tilt limit.
+
+    Directions of tilt angle ``phi`` and ``phi +- 180`` are the same line, so
+    a frequency above ``tilt_max`` is ``phi - tilt_max`` from the upper edge
+    and ``tilt_min - (phi - 180)`` from the lower one; the depth is the
+    smaller. 0 inside ``[tilt_min, tilt_max]`` (measured) and at the origin;
+    at most half the wedge's width (its middle). Shape as :func:`tilt_angle_map`.
+
+    Returns
+    -------
+    ndarray of float64, shape (nz, 1, nx) or (nz, 1, nx // 2 + 1)
+    """
+    phi = tilt_angle_map(shape, real)
+    above = np.minimum(phi - tilt_max, tilt_min - (phi - 180.0))
+    below = np.minimum(tilt_min - phi, (phi + 180.0) - tilt_max)
+    depth = np.where(phi > tilt_max, above, np.where(phi < tilt_min, below, 0.0))
+    return np.maximum(depth, 0.0)

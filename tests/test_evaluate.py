@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 from isonet.errors import IsonetError
 from isonet.evaluation.metrics import evaluate, format_table
 from isonet.io.mrc import write_volume
-from isonet.wedge import measured_mask
+from isonet.wedge import measured_mask, tilt_angle_map, wedge_depth_map
 
 SHAPE = (24, 32, 32)
 PIXEL = 10.0
@@ -33,7 +33,7 @@ def scores(result):
         if isinstance(value, dict):
             return [x for key in sorted(value) for x in flatten(value[key])]
         return [x for item in value for x in flatten(item)] if isinstance(value, list) else [value]
-    numbers = flatten({k: result[k] for k in ("correlation", "fsc", "z_over_x", "curves")})
+    numbers = flatten({k: result[k] for k in ("correlation", "wedge_bands", "fsc", "z_over_x", "curves")})
     return pytest.approx(numbers, rel=1e-4, abs=1e-4)
 
 
@@ -56,6 +56,55 @@ def test_wedge_zeroed_truth_scores_zero_inside_and_one_outside(truth):
     assert 0.5 < correlation["overall"] < 0.95
     assert result["fsc"]["x"]["0.143"] == pytest.approx(2 * PIXEL)
     assert result["fsc"]["z"]["0.5"] > 5 * PIXEL and result["z_over_x"]["0.5"] > 2.5
+
+
+def keep_to_depth(volume, max_depth, tilt_min=-60.0, tilt_max=60.0):
+    """``volume`` with every frequency deeper than ``max_depth`` degrees into the wedge zeroed."""
+    keep = wedge_depth_map(volume.shape, tilt_min, tilt_max, real=True) <= max_depth
+    return np.fft.irfftn(np.fft.rfftn(volume) * keep, s=volume.shape, axes=(0, 1, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("tilt_min, tilt_max", [(-60.0, 60.0), (-50.0, 66.0), (-45.0, 45.0)])
+def test_wedge_depth_is_the_angle_beyond_the_nearest_tilt_limit(tilt_min, tilt_max):
+    shape = (64, 1, 64)
+    phi = tilt_angle_map(shape)
+    depth = wedge_depth_map(shape, tilt_min, tilt_max)
+    measured = measured_mask(shape, tilt_min, tilt_max)
+    kz, kx = np.fft.fftfreq(64)[:, None, None], np.fft.fftfreq(64)[None, None, :]
+    np.testing.assert_array_equal(depth[measured] == 0, True)
+    assert np.all(depth[~measured] > 0)
+    # The beam axis (phi = +-90) sits in the middle of a symmetric wedge; nearer the upper edge otherwise.
+    beam = np.broadcast_to((kx == 0) & (kz != 0), shape)
+    assert np.allclose(depth[beam], min(90 - tilt_max, 90 + tilt_min))
+    assert depth.max() == pytest.approx((180 - (tilt_max - tilt_min)) / 2, abs=1.0)
+    # A direction 5 degrees beyond the upper limit.
+    upper = (phi > tilt_max) & (phi < tilt_max + 5)
+    np.testing.assert_allclose(depth[upper], phi[upper] - tilt_max)
+
+
+def test_wedge_bands_and_power_of_truth_zeroed_and_partial(truth):
+    same = evaluate(truth, truth, PIXEL)
+    assert same["wedge_bands"] == {k: pytest.approx(1.0, abs=1e-6) for k in ("0-10", "10-20", "20-30", "10-30")}
+    assert same["wedge_power"]["relative"] == pytest.approx(1.0)
+    assert same["wedge_power"]["truth"] == pytest.approx(same["wedge_power"]["candidate"]) and same["wedge_power"]["truth"] > 0.1
+    assert all(v == pytest.approx(1.0) for v in same["wedge_power"]["relative_by_depth"].values())
+
+    zeroed = evaluate(wedge_zeroed(truth), truth, PIXEL)
+    assert all(abs(v) < 0.05 for v in zeroed["wedge_bands"].values()), zeroed["wedge_bands"]
+    assert zeroed["wedge_power"]["relative"] < 1e-3 and zeroed["wedge_power"]["candidate"] < 1e-3
+
+    # Band 0-10 kept, 10-30 zeroed: 1 in the first band, 0 in the deeper ones.
+    partial = evaluate(keep_to_depth(truth, 10.0), truth, PIXEL)
+    bands = partial["wedge_bands"]
+    assert bands["0-10"] > 0.999 and all(abs(bands[k]) < 0.05 for k in ("10-20", "20-30", "10-30"))
+    by_depth = partial["wedge_power"]["relative_by_depth"]
+    assert by_depth["0-10"] == pytest.approx(1.0, rel=1e-3) and by_depth["10-30"] < 1e-3
+    assert 0 < partial["wedge_power"]["relative"] < 1
+
+
+def test_deep_band_is_empty_for_a_narrow_wedge(truth):
+    result = evaluate(truth, truth, PIXEL, tilt_min=-75, tilt_max=75)
+    assert result["wedge_bands"]["20-30"] is None and result["wedge_bands"]["0-10"] == pytest.approx(1.0)
 
 
 def test_sign_and_scale_do_not_matter(truth, rng):
@@ -117,7 +166,8 @@ def test_bad_shapes_and_limits_are_errors(truth):
 def test_table_lists_every_number(truth):
     table = format_table(evaluate(-wedge_zeroed(truth), truth, PIXEL), "raw.mrc", "gt.mrc")
     assert "raw.mrc vs gt.mrc" in table and "sign flipped" in table
-    for label in ("overall", "missing wedge", "measured", "X ", "Y ", "Z ", "Z/X ratio", "0.143"):
+    for label in ("overall", "missing wedge", "measured", "X ", "Y ", "Z ", "Z/X ratio", "0.143", "10-20°",
+                  "wedge/measured power"):
         assert label in table, label
 
 
@@ -131,6 +181,7 @@ def test_evaluate_cli_writes_json(tmp_path, truth):
     assert saved["candidate"] == "raw.mrc" and saved["ground_truth"] == "gt.mrc"
     assert saved["pixel_size"] == PIXEL and saved["sign_flipped"] is True
     assert abs(saved["correlation"]["missing_wedge"]) < 0.05 and saved["correlation"]["measured"] > 0.999
+    assert abs(saved["wedge_bands"]["10-30"]) < 0.05 and saved["wedge_power"]["relative"] < 1e-3
     assert saved["fsc"]["x"]["0.143"] == pytest.approx(2 * PIXEL)
     assert len(saved["curves"]["frequency_per_A"]) == len(saved["curves"]["z"]) == 12
     assert not [p for p in (tmp_path / "out").iterdir() if p.name != "eval.json"]  # no temporary left

@@ -12,7 +12,7 @@ from isonet.io.star import read_star, resolve_path
 from isonet.simulate import lateral_padding, run_simulation, simulate_tomogram
 from isonet.simulate.acquisition import (apply_ctf, project, ramp_filter, sirt, tilt_angles,
                                          weighted_backprojection)
-from isonet.simulate.phantom import Specimen, make_specimen
+from isonet.simulate.phantom import SCENES, Specimen, make_specimen
 from isonet.wedge import measured_mask, tilt_angle_map
 from isonet.ctf import ctf
 
@@ -124,6 +124,28 @@ def test_scene_is_positive_inside_the_slab_and_holds_every_object_type():
     assert density.max() == pytest.approx(8.0, rel=0.02)  # gold
 
 
+@pytest.mark.parametrize("scene, kinds", [
+    ("cytosol", {"small protein", "ribosome", "barrel", "condensate"}),
+    ("membranes", {"membrane sheet", "vesicle", "double membrane"}),
+    ("filaments", {"filament bundle", "microtubule", "actin filament"}),
+    ("sparse", {"ribosome", "barrel", "small protein"}),
+])
+def test_scenes_hold_their_object_kinds(scene, kinds):
+    density, counts = make_specimen((64, 128, 128), 10.0, np.random.default_rng(0), scene=scene)
+    assert kinds <= set(counts), counts
+    assert density.min() >= 0 and density[:3].max() == 0 and density[-3:].max() == 0
+
+
+def test_scenes_differ_in_what_they_hold():
+    counts = {scene: make_specimen((64, 128, 128), 10.0, np.random.default_rng(0), scene=scene)[1]
+              for scene in SCENES}
+    proteins = {scene: c.get("small protein", 0) for scene, c in counts.items()}
+    # Crowded cytosol: several times the proteins of the tutorial's cell; sparse: fewer.
+    assert proteins["cytosol"] > 2 * proteins["cell"] > 2 * proteins["sparse"]
+    assert counts["membranes"]["membrane sheet"] >= 3 and "membrane sheet" not in counts["sparse"]
+    assert counts["filaments"]["actin filament"] > 3 * counts["cell"].get("actin filament", 0)
+
+
 def test_objects_do_not_interpenetrate():
     specimen = Specimen((24, 40, 40), 10.0, 2, np.random.default_rng(0))
     sphere = lambda dz, dy, dx: (np.sqrt(dz * dz + dy * dy + dx * dx) < 4).astype(np.float32)  # noqa: E731
@@ -190,6 +212,41 @@ def test_same_seed_same_data_other_seed_other_data():
     assert not np.array_equal(first[0], other[0])
 
 
+# ------------------------------------------------------------------------------------------- halves
+def test_halves_have_independent_half_dose_noise_and_average_to_the_tomogram():
+    """Half noise: variance twice the full tomogram's, uncorrelated between halves; mean of halves = tomogram."""
+    angles = tilt_angles(-60, 60, 3.0)
+    tomogram, truth, _, (half1, half2) = simulate_tomogram(SMALL, 10.0, angles, np.random.default_rng(2),
+                                                          snr=0.5, halves=True)
+    clean, _, _ = simulate_tomogram(SMALL, 10.0, angles, np.random.default_rng(2), snr=np.inf)
+    # The halves do not change the tomogram (same random stream up to the halves).
+    again, _, _ = simulate_tomogram(SMALL, 10.0, angles, np.random.default_rng(2), snr=0.5)
+    np.testing.assert_array_equal(tomogram, again)
+    np.testing.assert_allclose((half1 + half2) / 2, tomogram, atol=1e-5 * np.abs(tomogram).max())
+    full_noise, noise1, noise2 = tomogram - clean, half1 - clean, half2 - clean
+    ratio = noise1.var() / full_noise.var()
+    assert ratio == pytest.approx(2.0, rel=0.05) and noise2.var() / full_noise.var() == pytest.approx(2.0, rel=0.05)
+    # Independent halves: their difference carries the noise of both, 4x the full power; correlation ~ 0.
+    assert (half1 - half2).var() / full_noise.var() == pytest.approx(4.0, rel=0.05)
+    assert abs(np.corrcoef(noise1.ravel(), noise2.ravel())[0, 1]) < 0.03
+
+
+def test_halves_are_deterministic_per_seed():
+    angles = tilt_angles(-45, 45, 3.0)
+    first = simulate_tomogram(SMALL, 10.0, angles, np.random.default_rng(4), snr=1.0, halves=True)[3]
+    again = simulate_tomogram(SMALL, 10.0, angles, np.random.default_rng(4), snr=1.0, halves=True)[3]
+    other = simulate_tomogram(SMALL, 10.0, angles, np.random.default_rng(5), snr=1.0, halves=True)[3]
+    for a, b, c in zip(first, again, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
+def test_without_halves_no_half_folders_or_columns(tmp_path):
+    table = run_simulation(str(tmp_path), n_tomos=1, shape=SMALL, seed=1, halves=False)
+    assert not any(label.startswith("rlnTomoReconstructedTomogramHalf") for label in table.columns)
+    assert not (tmp_path / "tomograms_half1").exists() and not (tmp_path / "tomograms_half2").exists()
+
+
 # ------------------------------------------------------------------------------------------ dataset
 def test_cli_writes_tomograms_ground_truth_tilts_and_star(tmp_path):
     result = run_cli("simulate", "data", "--n_tomos", 2, "--shape", "32,48,64", "--pixel_size", 12.5,
@@ -199,9 +256,13 @@ def test_cli_writes_tomograms_ground_truth_tilts_and_star(tmp_path):
     star = tmp_path / "data" / "tomograms.star"
     table = read_star(star)
     assert list(table.columns) == ["rlnIndex", "rlnMicrographName", "rlnPixelSize", "rlnDefocus",
-                                   "rlnNumberSubtomo", "rlnMaskBoundary", "rlnTiltMin", "rlnTiltMax"]
+                                   "rlnNumberSubtomo", "rlnMaskBoundary", "rlnTiltMin", "rlnTiltMax",
+                                   "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2"]
     assert list(table["rlnIndex"]) == [1, 2]
     assert list(table["rlnMicrographName"]) == ["tomograms/tomo_01.mrc", "tomograms/tomo_02.mrc"]
+    for half in (1, 2):
+        assert list(table[f"rlnTomoReconstructedTomogramHalf{half}"]) == [
+            f"tomograms_half{half}/tomo_01.mrc", f"tomograms_half{half}/tomo_02.mrc"]
     assert list(table["rlnPixelSize"]) == [12.5, 12.5] and list(table["rlnDefocus"]) == [25000.0] * 2
     assert list(table["rlnNumberSubtomo"]) == [7, 7] and list(table["rlnMaskBoundary"]) == [None, None]
     # The last tilt on the 3-degree grid is 64, and that is what the STAR says.
@@ -209,7 +270,9 @@ def test_cli_writes_tomograms_ground_truth_tilts_and_star(tmp_path):
     for index in (1, 2):
         tomogram_path = resolve_path(table["rlnMicrographName"][index - 1], str(star))
         truth_path = tmp_path / "data" / "ground_truth" / f"tomo_{index:02d}.mrc"
-        for path in (tomogram_path, truth_path):
+        half_paths = [resolve_path(table[f"rlnTomoReconstructedTomogramHalf{h}"][index - 1], str(star))
+                      for h in (1, 2)]
+        for path in [tomogram_path, truth_path] + half_paths:
             header = read_header(path)
             assert header.shape == (32, 48, 64)
             assert header.voxel_size == pytest.approx((12.5, 12.5, 12.5))

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from isonet.errors import IsonetError
-from isonet.wedge import measured_mask
+from isonet.wedge import measured_mask, wedge_depth_map
 
 #: Unit vectors of the X, Y and Z axes in ``(z, y, x)`` order.
 AXES = {"x": (0.0, 0.0, 1.0), "y": (0.0, 1.0, 0.0), "z": (1.0, 0.0, 0.0)}
@@ -73,6 +73,8 @@ class FourierSamples:
         Sums of cross, power_a, power_b over *all* non-zero frequencies (also
         those outside the Nyquist sphere): their correlation is the Pearson
         correlation of the two volumes.
+    wedge_depth : ndarray of float32, shape (n,)
+        Degrees beyond the nearest tilt limit (:func:`isonet.wedge.wedge_depth_map`); 0 when measured.
     """
 
     shape: tuple
@@ -87,6 +89,7 @@ class FourierSamples:
     power_a: np.ndarray
     power_b: np.ndarray
     total: tuple
+    wedge_depth: np.ndarray
 
     def flip_sign_of_b(self):
         """Multiply volume B by -1 (negates the cross spectrum), in place."""
@@ -193,7 +196,9 @@ def fourier_samples(volume_a, volume_b, tilt_min=-60.0, tilt_max=60.0, guard_ban
         direction=direction.astype(np.float32), measured=np.broadcast_to(measured, full)[inside],
         missing=~np.broadcast_to(not_missing, full)[inside], frequency=frequency.astype(np.float32),
         weight=np.broadcast_to(weights.astype(np.float32), full)[inside],
-        cross=cross[inside], power_a=power_a[inside], power_b=power_b[inside], total=total)
+        cross=cross[inside], power_a=power_a[inside], power_b=power_b[inside], total=total,
+        wedge_depth=np.broadcast_to(wedge_depth_map(shape, tilt_min, tilt_max, real=True), full)[inside]
+        .astype(np.float32))
 
 
 def _ratio(cross, power_a, power_b):
@@ -223,6 +228,37 @@ def correlation(samples, select=None):
     if not np.any(select):
         return float("nan")
     return float(_ratio(samples.cross[select].sum(), samples.power_a[select].sum(), samples.power_b[select].sum()))
+
+
+def depth_select(samples, low, high):
+    """Samples of the missing wedge between ``low`` (excluded) and ``high`` (included) degrees beyond the tilt limit.
+
+    Parameters
+    ----------
+    samples : FourierSamples
+    low, high : float
+        Depth range in degrees, ``0 <= low < high``.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    return (samples.wedge_depth > low) & (samples.wedge_depth <= high)
+
+
+def power_fraction(power, select, reference):
+    """Power over the samples ``select`` divided by the power over ``reference`` (NaN if either is empty).
+
+    Parameters
+    ----------
+    power : ndarray, shape (n,)
+        ``samples.power_a`` or ``samples.power_b``.
+    select, reference : ndarray of bool, shape (n,)
+    """
+    if not np.any(select) or not np.any(reference):
+        return float("nan")
+    denominator = power[reference].sum()
+    return float(power[select].sum() / denominator) if denominator > 0 else float("nan")
 
 
 def shell_fsc(samples, select=None):

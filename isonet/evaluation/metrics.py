@@ -22,6 +22,9 @@ from isonet.io.mrc import read_header, read_volume
 
 log = logging.getLogger("isonet")
 
+#: Depth bands (degrees beyond the nearest tilt limit) of the wedge scores; 10-30 pools the deep ones.
+WEDGE_DEPTH_BANDS = ((0, 10), (10, 20), (20, 30), (10, 30))
+
 
 def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0, resolution=30.0, mask=None,
              guard_band=5.0, cone_angle=30.0, low_resolution=None):
@@ -57,6 +60,15 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
         ``sign_flipped`` (bool); ``correlation``: ``overall`` (Pearson, all
         frequencies), ``missing_wedge`` and ``measured`` (frequencies between
         ``1 / low_resolution`` and ``1 / resolution``; None where a region is empty);
+        ``wedge_bands``: the missing-wedge correlation by depth beyond the
+        nearest tilt limit (keys ``'0-10'``, ``'10-20'``, ``'20-30'``,
+        ``'10-30'``, degrees; same frequency band; no guard band: the bands
+        start at the edge; None where a band is empty, e.g. 20-30 when the
+        wedge is narrower than 40 degrees); ``wedge_power``: the power of the
+        missing wedge over that of the measured region, of the ``truth`` and
+        of the ``candidate``, their quotient ``relative`` (1: as much power in
+        the wedge as the truth has; a raw tomogram: about 0) and that quotient
+        per depth band (``relative_by_depth``);
         ``fsc``: per axis ``x``, ``y``, ``z`` the resolutions in Å at 0.5 and
         0.143 (keys ``'0.5'``, ``'0.143'``); ``z_over_x``: Z/X resolution ratio
         per threshold; ``curves``: ``frequency_per_A`` and the FSC per axis;
@@ -86,6 +98,19 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
         if math.isnan(regions[name]):
             log.warning("the %s region is empty for tilt range %g..%g (guard band %g°)",
                         name.replace("_", " "), tilt_min, tilt_max, guard_band)
+    depth_bands = {f"{low}-{high}": band & fourier.depth_select(samples, low, high) for low, high in WEDGE_DEPTH_BANDS}
+    measured = band & samples.measured
+
+    def relative_power(select):
+        truth_fraction = fourier.power_fraction(samples.power_a, select, measured)
+        candidate_fraction = fourier.power_fraction(samples.power_b, select, measured)
+        return candidate_fraction / truth_fraction if truth_fraction > 0 else float("nan")
+
+    wedge_power = {
+        "truth": fourier.power_fraction(samples.power_a, band & samples.missing, measured),
+        "candidate": fourier.power_fraction(samples.power_b, band & samples.missing, measured),
+        "relative": relative_power(band & samples.missing),
+        "relative_by_depth": {name: json_number(relative_power(select)) for name, select in depth_bands.items()}}
     curves = fourier.fsc_curves(samples, cone_angle)
     frequency = curves["frequency"]
     resolutions = {axis: fourier.curve_resolutions(frequency, curves[axis][0], pixel_size) for axis in fourier.AXES}
@@ -95,6 +120,8 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
         "guard_band": guard_band, "cone_angle": cone_angle,
         "masked": mask is not None, "sign_flipped": bool(flipped),
         "correlation": {k: json_number(v) for k, v in regions.items()},
+        "wedge_bands": {k: json_number(fourier.correlation(samples, v)) for k, v in depth_bands.items()},
+        "wedge_power": {k: v if isinstance(v, dict) else json_number(v) for k, v in wedge_power.items()},
         "fsc": {axis: {str(t): json_number(r) for t, r in res.items()} for axis, res in resolutions.items()},
         "z_over_x": {str(t): json_number(resolutions["z"][t] / resolutions["x"][t]) for t in fourier.THRESHOLDS},
         "curves": {"frequency_per_A": [json_number(f / pixel_size) for f in frequency],
@@ -125,6 +152,11 @@ def format_table(result, candidate_name="candidate", ground_truth_name="ground t
         f"  {'correlation, overall':<40}{show(corr['overall']):>10}",
         f"  {'correlation, missing wedge ' + band:<40}{show(corr['missing_wedge']):>10}",
         f"  {'correlation, measured ' + band:<40}{show(corr['measured']):>10}",
+        f"  {'wedge correlation by depth beyond the tilt limit':<50}"
+        + "".join(f"{name + '°':>8}" for name in result["wedge_bands"]),
+        f"  {'':<50}" + "".join(f"{show(v):>8}" for v in result["wedge_bands"].values()),
+        f"  {'wedge/measured power: truth, candidate, relative':<50}"
+        + "".join(f"{show(result['wedge_power'][k]):>8}" for k in ("truth", "candidate", "relative")),
         f"  {cones:<30}{'at 0.5':>10}{'at 0.143':>10}",
     ]
     for axis in fourier.AXES:

@@ -27,11 +27,11 @@ import numpy as np
 from isonet.errors import IsonetError
 from isonet.io.atomic import atomic_write_text
 from isonet.io.mrc import write_volume
-from isonet.io.star import check_tilt_range, set_column, write_star
+from isonet.io.star import HALF_TOMOGRAM_LABELS, check_tilt_range, set_column, write_star
 from isonet.log import progress
-from isonet.simulate.acquisition import (add_noise, apply_ctf, project, sirt, tilt_angles,
+from isonet.simulate.acquisition import (add_noise, apply_ctf, half_noise_offset, project, sirt, tilt_angles,
                                          weighted_backprojection)
-from isonet.simulate.phantom import make_specimen
+from isonet.simulate.phantom import SCENES, make_specimen
 
 log = logging.getLogger("isonet")
 
@@ -57,7 +57,7 @@ def lateral_padding(shape, angles):
 
 def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, voltage=300.0, cs=2.7,
                       amplitude_contrast=0.07, reconstruction="wbp", filter="ramp", sirt_iterations=20,
-                      crowding=1.0):
+                      crowding=1.0, halves=False, scene="cell"):
     """Simulate one specimen and its reconstructed tomogram (no file I/O).
 
     Parameters
@@ -83,6 +83,12 @@ def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, volt
         Iterations of SIRT.
     crowding : float
         Multiplies the number of objects per volume.
+    scene : str
+        Scene type, one of :data:`isonet.simulate.phantom.SCENES`.
+    halves : bool
+        Also reconstruct two half tomograms with independent noise at half the
+        dose (see :func:`isonet.simulate.acquisition.half_noise_offset`); their
+        average is the tomogram, and the tomogram is the same with or without them.
 
     Returns
     -------
@@ -92,44 +98,58 @@ def simulate_tomogram(shape, pixel_size, angles, rng, snr=0.5, defocus=0.0, volt
         Specimen density, dense = bright.
     counts : dict
         Objects of each type in the simulated (padded) slab.
+    half_tomograms : tuple of 2 ndarray of float32, shape ``shape``
+        Only with ``halves``: the two half reconstructions, dense = dark.
     """
     nz, ny, nx = (int(n) for n in shape)
     angles = np.asarray(angles, float)
     pad = lateral_padding((nz, ny, nx), angles)
-    specimen, counts = make_specimen((nz, ny, nx + 2 * pad), pixel_size, rng, crowding=crowding)
+    specimen, counts = make_specimen((nz, ny, nx + 2 * pad), pixel_size, rng, crowding=crowding,
+                                     scene=scene)
     ground_truth = np.ascontiguousarray(specimen[:, :, pad:pad + nx])
     projections = project(specimen, angles, detector_width=nx)
     del specimen
     if defocus > 0:
         projections = apply_ctf(projections, pixel_size, defocus, voltage, cs, amplitude_contrast)
-    projections = add_noise(projections, snr, rng)
-    if reconstruction == "wbp":
-        volume = weighted_backprojection(projections, angles, (nz, ny, nx), window=filter)
-    elif reconstruction == "sirt":
-        volume = sirt(projections, angles, (nz, ny, nx), iterations=sirt_iterations)
-    else:
+    noisy = add_noise(projections, snr, rng)
+    if reconstruction not in RECONSTRUCTIONS:
         raise IsonetError(f"--reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {reconstruction!r}")
+
+    def reconstruct(series):
+        if reconstruction == "wbp":
+            return weighted_backprojection(series, angles, (nz, ny, nx), window=filter)
+        return sirt(series, angles, (nz, ny, nx), iterations=sirt_iterations)
+
     # Dense matter scatters electrons away: it is dark in the images and in the tomogram.
-    np.negative(volume, out=volume)
-    return volume, ground_truth, counts
+    volume = np.negative(reconstruct(noisy))
+    if not halves:
+        return volume, ground_truth, counts
+    # Both reconstructions are linear in the tilt series (SIRT starts from 0, no positivity),
+    # so the halves noisy +- d are the tomogram -+ the reconstruction of d.
+    offset = reconstruct(half_noise_offset(projections, snr, rng))
+    return volume, ground_truth, counts, (volume - offset, volume + offset)
 
 
 def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, tilt_min=-60.0, tilt_max=60.0,
                    tilt_step=3.0, snr=0.5, defocus=0.0, voltage=300.0, cs=2.7, amplitude_contrast=0.07,
-                   reconstruction="wbp", filter="ramp", sirt_iterations=20, number_subtomos=100, seed=0):
-    """Write a tutorial dataset: tomograms, ground truths, tilt angles and tomograms.star.
+                   reconstruction="wbp", filter="ramp", sirt_iterations=20, number_subtomos=100, seed=0,
+                   halves=True, scene="cell", crowding=1.0):
+    """Write a tutorial dataset: tomograms, half tomograms, ground truths, tilt angles and tomograms.star.
 
     Layout (paths in the STAR are relative to ``out_dir``)::
 
         out_dir/tomograms/tomo_01.mrc   tomogram, dense = dark, float32
         out_dir/tomograms/tomo_01.tlt   tilt angles, one per line (degrees)
+        out_dir/tomograms_half1/tomo_01.mrc  half tomograms (with ``halves``): independent
+        out_dir/tomograms_half2/tomo_01.mrc  noise at half dose each, average = tomogram
         out_dir/ground_truth/tomo_01.mrc  specimen density, dense = bright
-        out_dir/tomograms.star          as prepare_star writes it
+        out_dir/tomograms.star          as prepare_star writes it, plus
+                                        rlnTomoReconstructedTomogramHalf1/2 with ``halves``
 
-    Existing ``tomograms``/``ground_truth`` folders and STAR are renamed aside
-    (``name~``), never deleted. Tomogram ``i`` (from 1) uses the random stream
+    Existing output folders and STAR are renamed aside (``name~``), never deleted. Tomogram ``i`` (from 1) uses the random stream
     ``(seed, i)``, so results do not depend on ``n_tomos``. Other parameters:
     see :func:`simulate_tomogram`; ``number_subtomos`` goes into rlnNumberSubtomo.
+    The default ``scene`` and ``crowding`` give the tutorial's data.
 
     Returns
     -------
@@ -159,6 +179,10 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
         raise IsonetError(f"--filter must be one of {', '.join(FILTERS)}, got {filter!r}")
     if sirt_iterations < 1:
         raise IsonetError(f"--sirt_iterations must be >= 1, got {sirt_iterations}")
+    if scene not in SCENES:
+        raise IsonetError(f"--scene must be one of {', '.join(SCENES)}, got {scene!r}")
+    if not crowding > 0:
+        raise IsonetError(f"--crowding must be > 0, got {crowding}")
     angles = tilt_angles(tilt_min, tilt_max, tilt_step)
     if len(angles) < 2:
         raise IsonetError(f"--tilt_step {tilt_step} leaves fewer than 2 tilts in [{tilt_min}, {tilt_max}]")
@@ -166,24 +190,27 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
     os.makedirs(out_dir, exist_ok=True)
     tomogram_dir = os.path.join(out_dir, "tomograms")
     truth_dir = os.path.join(out_dir, "ground_truth")
+    half_dirs = [os.path.join(out_dir, f"tomograms_half{k}") for k in (1, 2)]
     star_path = os.path.join(out_dir, "tomograms.star")
-    for path in (tomogram_dir, truth_dir, star_path):
+    for path in [tomogram_dir, truth_dir, star_path] + half_dirs:
         rename_aside(path)
-    os.makedirs(tomogram_dir)
-    os.makedirs(truth_dir)
+    for path in [tomogram_dir, truth_dir] + (half_dirs if halves else []):
+        os.makedirs(path)
     angle_text = "".join(f"{a:.2f}\n" for a in angles)
-    log.info("Simulating %d tomogram(s) of %s voxels (z,y,x) at %.2f Å/px, %d tilts %.1f..%.1f, SNR %s, %s",
-             n_tomos, "x".join(map(str, shape)), pixel_size, len(angles), angles[0], angles[-1], snr,
+    log.info("Simulating %d tomogram(s) of a %s scene, %s voxels (z,y,x) at %.2f Å/px, %d tilts %.1f..%.1f, SNR %s, %s",
+             n_tomos, scene, "x".join(map(str, shape)), pixel_size, len(angles), angles[0], angles[-1], snr,
              f"defocus {defocus:.0f} Å" if defocus > 0 else "no CTF")
     for index in progress(range(1, n_tomos + 1), desc="simulate", unit="tomogram"):
         start = time.perf_counter()
         rng = np.random.default_rng([int(seed), index])
-        tomogram, truth, counts = simulate_tomogram(
+        tomogram, truth, counts, *half_tomograms = simulate_tomogram(
             shape, pixel_size, angles, rng, snr=snr, defocus=defocus, voltage=voltage, cs=cs,
             amplitude_contrast=amplitude_contrast, reconstruction=reconstruction, filter=filter,
-            sirt_iterations=sirt_iterations)
+            sirt_iterations=sirt_iterations, crowding=crowding, halves=halves, scene=scene)
         name = f"tomo_{index:02d}"
         write_volume(os.path.join(tomogram_dir, name + ".mrc"), tomogram, voxel_size=pixel_size)
+        for folder, half in zip(half_dirs, half_tomograms[0] if halves else ()):
+            write_volume(os.path.join(folder, name + ".mrc"), half, voxel_size=pixel_size)
         write_volume(os.path.join(truth_dir, name + ".mrc"), truth, voxel_size=pixel_size)
         atomic_write_text(os.path.join(tomogram_dir, name + ".tlt"), angle_text)
         log.info("%s: %s in %.1f s", name, ", ".join(f"{n} {k}" for k, n in counts.items()),
@@ -193,5 +220,9 @@ def run_simulation(out_dir, n_tomos=2, shape=(64, 256, 256), pixel_size=10.0, ti
                          number_subtomos=number_subtomos, tilt_min=float(angles[0]), tilt_max=float(angles[-1]))
     # Paths relative to out_dir, so that the dataset can be moved and used from inside it.
     set_column(table, "rlnMicrographName", [os.path.relpath(p, out_dir) for p in table["rlnMicrographName"]])
+    if halves:
+        names = [os.path.basename(p) for p in table["rlnMicrographName"]]
+        for label, folder in zip(HALF_TOMOGRAM_LABELS, half_dirs):
+            table[label] = [os.path.relpath(os.path.join(folder, n), out_dir) for n in names]
     write_star(table, star_path)
     return table

@@ -222,16 +222,54 @@ def apply_ctf(projections, pixel_size, defocus, voltage=300.0, cs=2.7, amplitude
     return np.fft.irfft2(spectrum, s=(ny, width), axes=(1, 2)).astype(np.float32)
 
 
-def add_noise(projections, snr, rng):
-    """Add white Gaussian noise to every projection at signal-to-noise ratio ``snr``.
+def noise_sigma(projections, snr):
+    """Standard deviation of the noise that gives every projection the signal-to-noise ratio ``snr``.
 
     SNR is defined per projection as the variance of its noise-free pixels
-    over the variance of the added noise, so every tilt image has the same
-    SNR. ``snr = inf`` returns a float32 copy without noise.
+    over the variance of the noise.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_tilts, 1, 1)
+    """
+    return np.sqrt(np.asarray(projections, np.float32).var(axis=(1, 2), keepdims=True) / snr).astype(np.float32)
+
+
+def add_noise(projections, snr, rng):
+    """Add white Gaussian noise to every projection at signal-to-noise ratio ``snr`` (see :func:`noise_sigma`).
+
+    Every tilt image has the same SNR. ``snr = inf`` returns a float32 copy without noise.
     """
     noisy = np.array(projections, np.float32)
     if np.isinf(snr):
         return noisy
-    sigma = np.sqrt(noisy.var(axis=(1, 2), keepdims=True) / snr)
+    sigma = noise_sigma(noisy, snr)
     noisy += (rng.standard_normal(noisy.shape, dtype=np.float32) * sigma).astype(np.float32)
     return noisy
+
+
+def half_noise_offset(projections, snr, rng):
+    """Noise ``d`` that splits a noisy tilt series into two independent half-dose halves ``noisy +- d``.
+
+    With full-dose noise ``n`` of variance ``s^2`` (:func:`add_noise`) and ``d``
+    drawn independently with the same variance, the halves carry noise ``n + d``
+    and ``n - d``: each of variance ``2 s^2`` (half the dose), uncorrelated and,
+    being Gaussian, independent; their average is the full series. This is how
+    frame-split even/odd halves behave: every tilt is present in both.
+
+    Parameters
+    ----------
+    projections : ndarray, shape (n_tilts, ny, n_t)
+        Noise-free projections (they set ``s`` per tilt).
+    snr : float
+        Per-projection SNR of the full series (``inf``: zeros).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of float32, shape of ``projections``
+    """
+    if np.isinf(snr):
+        return np.zeros(np.shape(projections), np.float32)
+    sigma = noise_sigma(projections, snr)
+    return (rng.standard_normal(np.shape(projections), dtype=np.float32) * sigma).astype(np.float32)

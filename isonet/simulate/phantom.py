@@ -25,6 +25,8 @@ EDGE_WIDTH = 0.5
 PROTEIN_DENSITY = 1.0
 RIBOSOME_DENSITY = 1.3
 GOLD_DENSITY = 8.0
+MATRIX_DENSITY = 0.3
+CONDENSATE_DENSITY = 0.4
 #: Placement attempts per object before it is dropped (crowded scenes).
 MAX_TRIES = 25
 #: Rendered density below which a voxel does not count as occupied.
@@ -55,6 +57,11 @@ def perpendicular_basis(axis):
     first = np.cross(axis, helper)
     first /= np.linalg.norm(first)
     return first, np.cross(axis, first)
+
+
+def frame_coordinates(vectors, dz, dy, dx):
+    """Coordinates along each of ``vectors`` (unit, ``(z, y, x)``) of the offset grids ``dz, dy, dx``."""
+    return [v[0] * dz + v[1] * dy + v[2] * dx for v in vectors]
 
 
 def soft_inside(signed_distance, width=EDGE_WIDTH):
@@ -222,9 +229,7 @@ class Specimen:
         half_length = length / 2.0
 
         def render(dz, dy, dx):
-            along = axis[0] * dz + axis[1] * dy + axis[2] * dx
-            across_first = first[0] * dz + first[1] * dy + first[2] * dx
-            across_second = second[0] * dz + second[1] * dy + second[2] * dx
+            along, across_first, across_second = frame_coordinates((axis, first, second), dz, dy, dx)
             radial = np.sqrt(across_first ** 2 + across_second ** 2)
             shape = soft_inside(outer_radius - radial) * soft_inside(half_length - np.abs(along))
             if inner_radius > 0:
@@ -298,6 +303,71 @@ class Specimen:
         return self._ellipsoids("small protein", [((0.0, 0.0, 0.0), radii)], PROTEIN_DENSITY,
                                 random_rotation(self.rng))
 
+    def add_barrel(self):
+        """A proteasome-like barrel: four stacked rings (about 15 nm long, 11 nm wide) around a channel."""
+        radius, channel, half_length = self.nm(5.5), self.nm(1.5), self.nm(7.5)
+        ring_pitch = 2 * half_length / 4
+        rotation = random_rotation(self.rng)
+        axis = rotation[:, 0]
+
+        def render(dz, dy, dx):
+            along, = frame_coordinates((axis,), dz, dy, dx)
+            radial = np.sqrt(np.maximum(dz * dz + dy * dy + dx * dx - along * along, 0.0))
+            # Grooves between the rings: the outer radius dips by a quarter between ring centres.
+            groove = 0.5 + 0.5 * np.cos(2 * np.pi * (along / ring_pitch + 0.5))
+            outer = radius * (1.0 - 0.25 * groove ** 8)
+            return PROTEIN_DENSITY * (soft_inside(outer - radial) * soft_inside(radial - channel)
+                                      * soft_inside(half_length - np.abs(along)))
+
+        return self.place("barrel", render, [np.hypot(radius, half_length)] * 3)
+
+    def add_double_membrane(self, diameter_nm):
+        """A mitochondrion-like organelle: two concentric bilayers 8 nm apart with a denser matrix inside."""
+        separation, sigma = self._leaflets()
+        outer = self.nm(diameter_nm) / 2.0
+        inner = outer - self.nm(8.0)
+
+        def render(dz, dy, dx):
+            r = np.sqrt(dz * dz + dy * dy + dx * dx)
+            matrix = MATRIX_DENSITY * soft_inside(inner - separation - r, 2 * EDGE_WIDTH)
+            return bilayer(r - outer, separation, sigma) + bilayer(r - inner, separation, sigma) + matrix
+
+        return self.place("double membrane", render, [outer + separation / 2 + 4 * sigma] * 3)
+
+    def add_bundle(self, elevation_deg, length_nm, filaments):
+        """A bundle of ``filaments`` parallel actin-like filaments 12 nm apart (hexagonal packing)."""
+        radius, spacing = self.nm(3.5), self.nm(12.0)
+        offsets = [(0.0, 0.0)] + [(np.cos(a), np.sin(a)) for a in np.radians(np.arange(0, 360, 60))]
+        offsets = [(spacing * u, spacing * v) for u, v in offsets[:max(1, int(filaments))]]
+        reach = spacing + radius
+        length = self._fitting_length(elevation_deg, reach, self.nm(length_nm))
+        if length < self.nm(30.0):
+            return False
+        axis = direction(elevation_deg * self.rng.choice([-1, 1]), self.rng.uniform(0, 360))
+        first, second = perpendicular_basis(axis)
+        half_length = length / 2.0
+
+        def render(dz, dy, dx):
+            along, a, b = frame_coordinates((axis, first, second), dz, dy, dx)
+            shape = None
+            for u, v in offsets:
+                part = soft_inside(radius - np.sqrt((a - u) ** 2 + (b - v) ** 2))
+                shape = part if shape is None else np.maximum(shape, part)
+            return PROTEIN_DENSITY * shape * soft_inside(half_length - np.abs(along))
+
+        half_extent = np.abs(axis) * half_length + np.sqrt(np.clip(1 - axis ** 2, 0, 1)) * reach
+        return self.place("filament bundle", render, half_extent)
+
+    def add_condensate(self, diameter_nm):
+        """A liquid-like condensate: a faint, soft-edged sphere (density 0.4, edge 1.5 nm)."""
+        radius = self.nm(diameter_nm) / 2.0
+        edge = max(self.nm(1.5), EDGE_WIDTH)
+
+        def render(dz, dy, dx):
+            return CONDENSATE_DENSITY * soft_inside(radius - np.sqrt(dz * dz + dy * dy + dx * dx), edge)
+
+        return self.place("condensate", render, [radius + 4 * edge] * 3)
+
     def add_gold_bead(self, diameter_nm=10.0):
         """A dense gold fiducial sphere."""
         radius = self.nm(diameter_nm) / 2.0
@@ -308,7 +378,11 @@ class Specimen:
         return self.place("gold bead", render, [radius] * 3)
 
 
-def make_specimen(shape, pixel_size, rng, crowding=1.0):
+#: Scene types of :func:`make_specimen`.
+SCENES = ("cell", "cytosol", "membranes", "filaments", "sparse")
+
+
+def make_specimen(shape, pixel_size, rng, crowding=1.0, scene="cell"):
     """Build the scene (positive density, float32) and report what it holds.
 
     Parameters
@@ -321,6 +395,14 @@ def make_specimen(shape, pixel_size, rng, crowding=1.0):
         Random source (the scene is a deterministic function of its state).
     crowding : float
         Multiplies the number of objects of every type per volume.
+    scene : {'cell', 'cytosol', 'membranes', 'filaments', 'sparse'}
+        ``cell``: the tutorial's mix (two membrane sheets, vesicles, microtubules,
+        actin, ribosomes, small proteins, gold). ``cytosol``: crowded small
+        proteins (about 150 per (100 nm)^3), ribosomes, barrels and condensates,
+        one membrane. ``membranes``: stacked sheets at all inclinations, many
+        vesicles and double-membrane organelles. ``filaments``: microtubules,
+        actin and actin bundles at all elevations. ``sparse``: a few ribosomes,
+        barrels and proteins in empty ice.
 
     Returns
     -------
@@ -329,6 +411,8 @@ def make_specimen(shape, pixel_size, rng, crowding=1.0):
     counts : dict
         Number of objects placed per type.
     """
+    if scene not in SCENES:
+        raise ValueError(f"unknown scene {scene!r}; expected one of {', '.join(SCENES)}")
     nz = int(shape[0])
     z_margin = max(2, int(round(0.1 * nz)))
     specimen = Specimen(shape, pixel_size, z_margin, rng)
@@ -340,6 +424,21 @@ def make_specimen(shape, pixel_size, rng, crowding=1.0):
 
     usable_nm = specimen.usable_thickness / specimen.voxels_per_nm
     extent_nm = min(shape[1], shape[2]) / specimen.voxels_per_nm
+    # A vesicle (with its leaflets and the placement border) must fit between the margins.
+    largest_vesicle = min(80.0, usable_nm - 2 * (4.4 + 2.0 / specimen.voxels_per_nm) - 1.0)
+    _SCENE_BUILDERS[scene](specimen, rng, how_many, extent_nm, largest_vesicle)
+    return specimen.density, dict(specimen.counts)
+
+
+def _sheet(specimen, rng, normal_tilt_range, radius_fraction, extent_nm, curvature=0.0):
+    """Add one membrane sheet, drawing its inclination and size again until it fits."""
+    for _ in range(MAX_TRIES):
+        if specimen.add_membrane_sheet(rng.uniform(*normal_tilt_range), rng.uniform(*radius_fraction) * extent_nm,
+                                       curvature):
+            return
+
+
+def _cell_scene(specimen, rng, how_many, extent_nm, largest_vesicle):
     # Big objects first: they are the hardest to fit.
     # One sheet standing steeply, one nearly parallel to XY (each drawn again until it fits).
     for _ in range(MAX_TRIES):
@@ -348,8 +447,6 @@ def make_specimen(shape, pixel_size, rng, crowding=1.0):
     for _ in range(MAX_TRIES):
         if specimen.add_membrane_sheet(rng.uniform(0, 8), rng.uniform(0.2, 0.35) * extent_nm, rng.uniform(-1, 1) * 2e-3):
             break
-    # A vesicle (with its leaflets and the placement border) must fit between the margins.
-    largest_vesicle = min(80.0, usable_nm - 2 * (4.4 + 2.0 / specimen.voxels_per_nm) - 1.0)
     if largest_vesicle >= 30.0:
         for _ in range(max(1, how_many(0.4))):
             specimen.add_vesicle(rng.uniform(30.0, largest_vesicle))
@@ -365,4 +462,65 @@ def make_specimen(shape, pixel_size, rng, crowding=1.0):
         specimen.add_gold_bead()
     for _ in range(how_many(40.0)):
         specimen.add_protein()
-    return specimen.density, dict(specimen.counts)
+
+
+def _cytosol_scene(specimen, rng, how_many, extent_nm, largest_vesicle):
+    _sheet(specimen, rng, (40, 80), (0.2, 0.3), extent_nm)
+    if largest_vesicle >= 20.0:
+        for _ in range(max(1, how_many(0.5))):
+            specimen.add_condensate(rng.uniform(15.0, largest_vesicle - 4.0))
+    for _ in range(how_many(6.0)):
+        specimen.add_ribosome()
+    for _ in range(how_many(4.0)):
+        specimen.add_barrel()
+    for _ in range(how_many(1.0)):
+        specimen.add_actin(rng.uniform(0, 45), rng.uniform(40, 150))
+    for _ in range(how_many(150.0)):
+        specimen.add_protein()
+
+
+def _membrane_scene(specimen, rng, how_many, extent_nm, largest_vesicle):
+    # The organelles first (the hardest to fit), then sheets at every inclination, flat ones
+    # (the hardest for the wedge) included.
+    if largest_vesicle >= 30.0:
+        for _ in range(max(1, how_many(0.3))):
+            specimen.add_double_membrane(rng.uniform(30.0, largest_vesicle))
+    for low in (0, 20, 45, 70):
+        _sheet(specimen, rng, (low, low + 15), (0.2, 0.35), extent_nm, rng.uniform(-1, 1) * 3e-3)
+    if largest_vesicle >= 30.0:
+        for _ in range(max(3, how_many(2.0))):
+            specimen.add_vesicle(rng.uniform(20.0, largest_vesicle))
+    for _ in range(max(2, how_many(3.0))):
+        specimen.add_vesicle(rng.uniform(15.0, 30.0))
+    for _ in range(how_many(1.0)):
+        specimen.add_ribosome()
+    for _ in range(how_many(15.0)):
+        specimen.add_protein()
+
+
+def _filament_scene(specimen, rng, how_many, extent_nm, largest_vesicle):
+    for _ in range(max(2, how_many(0.6))):
+        specimen.add_bundle(rng.uniform(0, 40), rng.uniform(100, 400), rng.integers(3, 8))
+    for _ in range(max(3, how_many(1.0))):
+        specimen.add_microtubule(rng.uniform(0, 60), rng.uniform(150, 500))
+    for _ in range(how_many(6.0)):
+        specimen.add_actin(rng.uniform(0, 70), rng.uniform(40, 300))
+    for _ in range(how_many(1.0)):
+        specimen.add_ribosome()
+    for _ in range(how_many(15.0)):
+        specimen.add_protein()
+
+
+def _sparse_scene(specimen, rng, how_many, extent_nm, largest_vesicle):
+    for _ in range(how_many(2.0)):
+        specimen.add_ribosome()
+    for _ in range(how_many(2.0)):
+        specimen.add_barrel()
+    for _ in range(how_many(8.0)):
+        specimen.add_protein()
+    for _ in range(max(1, how_many(0.3))):
+        specimen.add_gold_bead()
+
+
+_SCENE_BUILDERS = {"cell": _cell_scene, "cytosol": _cytosol_scene, "membranes": _membrane_scene,
+                   "filaments": _filament_scene, "sparse": _sparse_scene}
