@@ -189,7 +189,7 @@ class Commands:
             halves (extract from a tomograms.star with halves), else isonet.
         mw_weight : float
             Masked loss: weight of the frequencies missing from the input but measured in the target,
-            relative to those measured in both (default 1).
+            relative to those measured in both (default 4; 1 barely fills the wedge, docs/halves.md).
         masked_loss : bool
             isonet method: train with the masked Fourier loss instead of the mean absolute error
             (default False; isonet2 always uses it).

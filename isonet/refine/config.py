@@ -60,7 +60,7 @@ class RefineConfig:
     #: isonet (IsoNet 1) or isonet2 (halves); None: isonet2 when subtomo.star lists halves, else isonet.
     method: str = None
     #: Loss weight of the frequencies missing from the input but measured in the target (masked loss).
-    mw_weight: float = 1.0
+    mw_weight: float = 4.0
     #: isonet method: masked Fourier loss instead of the mean absolute error (isonet2 always uses it).
     masked_loss: bool = False
     #: Weight of the data-consistency term (prediction vs input over the input's measured region); 0: none.
