@@ -114,6 +114,12 @@ def test_deconv_processes_the_halves_like_the_full_tomogram(tmp_path, monkeypatc
     average = (read_volume(table["rlnDeconvTomoHalf1"][0]) + read_volume(table["rlnDeconvTomoHalf2"][0])) / 2
     assert np.corrcoef(full.ravel(), average.ravel())[0, 1] > 0.999
     assert not np.allclose(read_volume("even/tomo_00.mrc"), read_volume(table["rlnDeconvTomoHalf1"][0]))
+    # halves left out of deconv would be processed differently from the full tomogram: refused
+    table["rlnDeconvTomoHalf2"] = [None]
+    write_star(table, star)
+    from isonet.preprocess.extract import extract_subtomograms
+    with pytest.raises(IsonetError, match="its halves are not"):
+        extract_subtomograms(star, cube_size=8, crop_size=16, seed=0)
 
 
 # ----------------------------------------------------------------------------- masks, loss, pairs
@@ -273,8 +279,7 @@ def test_refine_defaults_to_the_halves_method_and_writes_its_files(halves_run):
     folder, result = halves_run
     assert "Method: isonet2" in result.stdout
     results = os.path.join(folder, "results")
-    with open(os.path.join(results, "refine_iter02.json")) as handle:
-        state = json.load(handle)
+    state = _final_state(results)
     assert state["method"] == "isonet2" and state["mw_weight"] == 2
     assert [h["noise_level"] for h in state["history"]] == [0.0, 0.0]
     with open(os.path.join(results, "model_iter02.json")) as handle:
@@ -296,6 +301,11 @@ def test_halves_predictions_in_refine_are_the_saved_network_on_normalised_halves
     np.testing.assert_allclose(-output, written, atol=1e-4)
 
 
+def _final_state(results):
+    with open(os.path.join(results, "refine_iter02.json")) as handle:
+        return json.load(handle)
+
+
 def test_continue_from_reproduces_the_halves_method(halves_run):
     folder, _ = halves_run
     resumed = os.path.join(folder, "resumed")
@@ -307,13 +317,10 @@ def test_continue_from_reproduces_the_halves_method(halves_run):
     result = run_cli("refine", "--continue_from", "resumed/refine_iter01.json", "--result_dir", "resumed",
                      cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    states = []
-    for path in ("results", "resumed"):
-        with open(os.path.join(folder, path, "refine_iter02.json")) as handle:
-            states.append(json.load(handle))
-    assert states[1]["method"] == "isonet2"
-    assert states[1]["losses"] == pytest.approx(states[0]["losses"], rel=1e-6)
-    assert states[1]["val_losses"] == pytest.approx(states[0]["val_losses"], rel=1e-6)
+    original, again = (_final_state(os.path.join(folder, path)) for path in ("results", "resumed"))
+    assert again["method"] == "isonet2"
+    assert (again["losses"], again["val_losses"]) == (pytest.approx(original["losses"], rel=1e-6),
+                                                      pytest.approx(original["val_losses"], rel=1e-6))
     for j in range(4):
         name = f"tomo_00_{j:06d}_half1_iter02.mrc"
         np.testing.assert_allclose(read_volume(os.path.join(folder, "resumed", name)),

@@ -20,8 +20,8 @@ from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, file_root, input_tomogram,
                              rename_aside)
-from isonet.io.star import (HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty,
-                            read_star, resolve_path, select_rows, tilt_range, write_star)
+from isonet.io.star import (HALF_DECONV_LABELS, HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED,
+                            has_halves, is_empty, read_star, resolve_path, select_rows, tilt_range, write_star)
 from isonet.log import log_time, progress
 from isonet.normalize import slab_statistics, warn_if_flat
 
@@ -232,6 +232,11 @@ def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
                                   f"shape {shape} (z, y, x)")
         halves = [input_tomogram(row, star_file, use_deconv_tomo, True, half) for half in (1, 2)] \
             if has_halves(rows) else []
+        if halves and use_deconv_tomo and not is_empty(row.get("rlnDeconvTomoName")) and any(
+                is_empty(row.get(label)) for label in HALF_DECONV_LABELS):
+            raise IsonetError(f"{star_file}: {row['rlnMicrographName']} is deconvolved but its halves are "
+                              "not (rlnDeconvTomoHalf1/2); run deconv again so that halves and full "
+                              "tomogram are processed alike, or extract with --use_deconv_tomo False")
         for half in halves:
             if read_header(half).shape != shape:
                 raise IsonetError(f"{half}: half tomogram shape {read_header(half).shape} differs from {source} "

@@ -20,7 +20,7 @@ import functools
 import numpy as np
 import scipy.ndimage
 
-from isonet.refine.rotations import ROTATIONS, rotate
+from isonet.refine.rotations import rotate
 
 _SALT_ROTATION = 22
 

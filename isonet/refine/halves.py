@@ -22,7 +22,6 @@ denoising. The network is applied to each half separately (in refine and in
 predict) and the two outputs are averaged by predict.
 """
 
-import logging
 import os
 import threading
 import time
@@ -37,11 +36,9 @@ from isonet.log import progress
 from isonet.normalize import apply_statistics
 from isonet.refine.fourier_weights import pair_weights, rotate_volume, rotated_wedge_mask, seeded_rotation
 from isonet.refine.losses import stack_targets
-from isonet.refine.pairs import centre_crop
+from isonet.refine.pairs import N_ROTATIONS, centre_crop
 from isonet.refine.rotations import rotate_all
 from isonet.refine.wedge_ops import apply_wedge, merge, wedge_masks
-
-log = logging.getLogger("isonet")
 
 _SALT_SWAP = 21
 
@@ -146,7 +143,7 @@ class HalfPairMaker:
     """
 
     def __init__(self, subtomos, used, tilt_ranges, cube_size, previous_dir=None, previous_iteration=0,
-                 mw_weight=1.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1):
+                 mw_weight=4.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1):
         self.subtomos = subtomos
         self.used = [int(i) for i in used]
         self.tilt_ranges = [tuple(map(float, r)) for r in tilt_ranges]
@@ -186,7 +183,7 @@ class HalfPairMaker:
         y : ndarray of float32, shape (len(rotations), cube, cube, cube, 2 or 4)
         """
         started = time.perf_counter()
-        rotations = list(range(20) if rotations is None else rotations)
+        rotations = list(range(N_ROTATIONS) if rotations is None else rotations)
         halves = [self.merged(index, 0), self.merged(index, 1)]
         tilts = self.tilt_ranges[index]
         lab_mask = wedge_masks(halves[0].shape, [tilts])[0]

@@ -18,7 +18,7 @@ import numpy as np
 
 from isonet.refine.fourier_weights import pair_weights, rotate_volume, rotated_wedge_mask, seeded_rotation
 from isonet.refine.losses import stack_targets
-from isonet.refine.pairs import PairMaker
+from isonet.refine.pairs import N_ROTATIONS, PairMaker
 
 
 class VariantPairMaker(PairMaker):
@@ -35,7 +35,7 @@ class VariantPairMaker(PairMaker):
     random_rotations : bool
     """
 
-    def __init__(self, *args, masked_loss=False, mw_weight=1.0, dc_weight=0.0, random_rotations=False, **kwargs):
+    def __init__(self, *args, masked_loss=False, mw_weight=4.0, dc_weight=0.0, random_rotations=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.masked_loss = bool(masked_loss)
         self.mw_weight = float(mw_weight)
@@ -58,7 +58,7 @@ class VariantPairMaker(PairMaker):
 
     def pairs(self, index, rotations=None):
         """As :meth:`PairMaker.pairs`; with the Fourier loss ``y`` is a ``y_true`` stack (B, n, n, n, 2 or 4)."""
-        rotations = list(range(20) if rotations is None else rotations)
+        rotations = list(range(N_ROTATIONS) if rotations is None else rotations)
         x, y = super().pairs(index, rotations)
         if self.target_channels is None:
             return x, y
