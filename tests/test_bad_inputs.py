@@ -158,6 +158,11 @@ CASES = [
      "emptydir: is a folder"),
     ("prepare_star-unknown-option", ["prepare_star", "tomos", "--pixelsize", "3"], 2, "unknown option --pixelsize"),
     ("prepare_star-extra-argument", ["prepare_star", "tomos", "more"], 2, "too many arguments"),
+    ("prepare_star-even-without-odd", ["prepare_star", "tomos", "--even", "tomos"], 2, "--even and --odd"),
+    ("prepare_star-even-folder-missing", ["prepare_star", "tomos", "--even", "nothere", "--odd", "tomos"], 1,
+     "nothere"),
+    ("prepare_star-halves-unmatched", ["prepare_star", "tomos", "--even", "cubes", "--odd", "tomos"], 1,
+     "--even: no half tomogram named after"),
     ("prepare_star-missing-value", ["prepare_star", "tomos", "--pixel_size"], 2, "--pixel_size: missing value"),
     # ------------------------------------------------------------------ prepare_subtomo_star
     ("prepare_subtomo_star-noncubic", ["prepare_subtomo_star", "noncubic", "--output_star", "n.star"], 1,
@@ -237,6 +242,11 @@ CASES = [
     ("refine-pretrained-missing", ["refine", "subtomo.star", "--pretrained_model", "nothere.h5"], 1,
      "--pretrained_model nothere.h5: file not found"),
     ("refine-pool-3", ["refine", "subtomo.star", "--pool", "3"], 2, "--pool"),
+    ("refine-method-unknown", ["refine", "subtomo.star", "--method", "isonet3"], 2, "--method"),
+    ("refine-mw-weight-negative", ["refine", "subtomo.star", "--mw_weight", "-1"], 2, "--mw_weight"),
+    ("refine-dc-weight-abc", ["refine", "subtomo.star", "--dc_weight", "some"], 2, "--dc_weight"),
+    ("refine-halves-method-without-halves", ["refine", "subtomo.star", "--method", "isonet2"], 1,
+     "subtomo.star"),
     # ------------------------------------------------------------------ predict (all before TensorFlow)
     ("predict-model-missing", ["predict", "tomograms.star", "nothere.h5", "--output_dir", "out"], 1,
      "nothere.h5: model file not found"),
@@ -263,6 +273,7 @@ CASES = [
     ("simulate-reconstruction", ["simulate", "sim", "--reconstruction", "art"], 2, "--reconstruction"),
     ("simulate-tilt-step", ["simulate", "sim", "--tilt_step", "200"], 2, "--tilt_step"),
     ("simulate-n-tomos-zero", ["simulate", "sim", "--n_tomos", "0"], 2, "--n_tomos"),
+    ("simulate-scene-unknown", ["simulate", "sim", "--scene", "moon"], 2, "--scene"),
     ("simulate-out-dir-is-file", ["simulate", "afile", "--shape", "16,32,32"], 1, "afile: exists and is not a folder"),
     # ------------------------------------------------------------------ evaluate
     ("evaluate-shape-mismatch", ["evaluate", "c32.mrc", "a.mrc"], 1, "c32.mrc: shape"),

@@ -45,8 +45,8 @@ NOISE_LEVEL=${NOISE_LEVEL:-0.05}         # GPU: 0.05,0.1,0.15,0.2
 NOISE_START_ITER=${NOISE_START_ITER:-8}  # GPU: 11,16,21,26
 REFINE_SEED=${REFINE_SEED:-0}
 # ---- predict ----------------------------------------------------------------------------------
-PREDICT_CUBE=${PREDICT_CUBE:-48}         # GPU: 64
-PREDICT_CROP=${PREDICT_CROP:-64}         # GPU: 96
+PREDICT_CUBE=${PREDICT_CUBE:-48}         # GPU: the default (84, cores fitted to the tomogram)
+PREDICT_CROP=${PREDICT_CROP:-64}         # GPU: the default (96)
 # ---- evaluate ---------------------------------------------------------------------------------
 RESOLUTION=${RESOLUTION:-30}             # Å: region correlations use frequencies up to 1/RESOLUTION
 

@@ -117,3 +117,25 @@ def check_same_file(output_path, input_path, what):
     if os.path.exists(output_path) and os.path.samefile(output_path, input_path):
         raise IsonetError(f"{what}: output {output_path} would overwrite the input tomogram; "
                           "choose another output folder")
+
+
+def check_outputs(folder, option, star_file, star_what, needed_bytes=None):
+    """Before a command writes: ``folder`` can be made, ``star_file`` written, ``needed_bytes`` fit in ``folder``.
+
+    Parameters
+    ----------
+    folder : str
+        Output folder (created later by the command).
+    option : str
+        Option that names the folder in errors, e.g. ``--deconv_folder``.
+    star_file : str
+        STAR file the command writes or rewrites.
+    star_what : str
+        How errors name the STAR file, e.g. ``STAR file`` or ``--subtomo_star``.
+    needed_bytes : int, optional
+        Bytes the outputs take (no free-space check if None).
+    """
+    check_output_folder(folder, option)
+    check_output_file(star_file, star_what)
+    if needed_bytes is not None:
+        check_free_space(folder, needed_bytes, option)

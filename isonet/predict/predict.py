@@ -32,7 +32,7 @@ from isonet.devices import import_tensorflow, select_strategy
 from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import check_free_space, check_output_file, check_output_folder, file_root, input_tomogram
+from isonet.io.paths import check_outputs, file_root, input_tomogram
 from isonet.io.star import read_star, select_rows, set_column, write_star
 from isonet.log import progress
 from isonet.io.model_info import read_model_info
@@ -183,9 +183,7 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         raise IsonetError(f"{star_file}: no tomogram to predict")
     if not os.path.isfile(model):
         raise IsonetError(f"{model}: model file not found")
-    check_output_folder(output_dir, "--output_dir")
-    check_output_file(star_file, "STAR file")
-    check_free_space(output_dir, needed, "--output_dir")
+    check_outputs(output_dir, "--output_dir", star_file, "STAR file", needed)
     info = read_model_info(model)  # halves-method networks: slab normalisation, halves averaged
     halves = half_sources(info, rows, star_file, use_deconv_tomo)
 

@@ -29,8 +29,7 @@ from isonet.ctf import ctf
 from isonet.errors import IsonetError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, check_same_file,
-                             input_tomogram, make_folder)
+from isonet.io.paths import check_outputs, check_same_file, input_tomogram, make_folder
 from isonet.io.star import (HALF_DECONV_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty, read_star,
                             select_rows, set_column, write_star)
 from isonet.log import log_time, progress
@@ -383,9 +382,8 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
                 set_column(table, label, None)
     rows = select_rows(table, tomo_idx)
     jobs = _check_rows(table, rows, star_file, deconv_folder, snrfalloff, halves)
-    check_output_folder(deconv_folder, "--deconv_folder")
-    check_output_file(star_file, "STAR file")
-    check_free_space(deconv_folder, sum(4 * int(np.prod(job[3])) for job in jobs), "--deconv_folder")
+    check_outputs(deconv_folder, "--deconv_folder", star_file, "STAR file",
+                  sum(4 * int(np.prod(job[3])) for job in jobs))
     with output_lock(star_file, deconv_folder):
         make_folder(deconv_folder, "--deconv_folder")
         for position, source, output, _, label in progress(jobs, desc="deconv", unit="volume"):

@@ -18,8 +18,7 @@ from isonet.commands import EXTRACT
 from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, file_root, input_tomogram,
-                             rename_aside)
+from isonet.io.paths import check_outputs, file_root, input_tomogram, rename_aside
 from isonet.io.star import (HALF_DECONV_LABELS, HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED,
                             has_halves, is_empty, read_star, resolve_path, select_rows, tilt_range, write_star)
 from isonet.log import log_time, progress
@@ -177,11 +176,10 @@ def extract_subtomograms(star_file, subtomo_folder, subtomo_star, cube_size, cro
     table = read_star(star_file, required=TOMOGRAM_REQUIRED)
     rows = select_rows(table, tomo_idx)
     plans = _check_inputs(rows, star_file, crop_size, use_deconv_tomo)
-    check_output_folder(subtomo_folder, "--subtomo_folder")
-    check_output_file(subtomo_star, "--subtomo_star")
     total = sum(plan["count"] for plan in plans)
     copies = 3 if any(plan["halves"] for plan in plans) else 1
-    check_free_space(subtomo_folder, copies * total * (crop_size ** 3 * 4 + 1024), "--subtomo_folder")
+    check_outputs(subtomo_folder, "--subtomo_folder", subtomo_star, "--subtomo_star",
+                  copies * total * (crop_size ** 3 * 4 + 1024))
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 31))
         log.info("extract: random seed %d (pass --seed %d to repeat)", seed, seed)

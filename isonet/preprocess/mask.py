@@ -17,7 +17,7 @@ from isonet.commands import MAKE_MASK
 from isonet.errors import IsonetError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import check_output_file, check_output_folder, file_root, input_tomogram, make_folder
+from isonet.io.paths import check_outputs, file_root, input_tomogram, make_folder
 from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, set_column, write_star
 from isonet.log import log_time, progress
 from isonet.preprocess.imod import read_boundary_points
@@ -263,8 +263,7 @@ def make_masks(star_file, mask_folder, patch_size, density_percentage, std_perce
             set_column(table, "rlnMaskBoundary", str(mask_boundary), rows=[position])
     jobs = [_check_row(table.loc[position], position, star_file, mask_folder, use_deconv_tomo, mask_boundary)
             for position in rows.index]
-    check_output_folder(mask_folder, "--mask_folder")
-    check_output_file(star_file, "STAR file")
+    check_outputs(mask_folder, "--mask_folder", star_file, "STAR file")
     with output_lock(star_file, mask_folder):
         make_folder(mask_folder, "--mask_folder")
         for job in progress(jobs, desc="make_mask", unit="tomogram"):

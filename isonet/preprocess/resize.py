@@ -14,8 +14,7 @@ from isonet.commands import RESIZE
 from isonet.errors import IsonetError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import (check_free_space, check_output_file, check_output_folder, check_same_file,
-                             input_tomogram, make_folder)
+from isonet.io.paths import check_outputs, check_same_file, input_tomogram, make_folder
 from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, select_rows, set_column, write_star
 from isonet.log import log_time, progress
 
@@ -116,9 +115,8 @@ def resize_tomograms(star_file, apix, out_folder, tomo_idx):
         check_same_file(output, source, "resize")
         jobs.append((position, source, old_pixel, output, new_shape))
     resized_star = f"{os.path.splitext(star_file)[0]}_resized.star"
-    check_output_folder(out_folder, "--out_folder")
-    check_output_file(resized_star, "resized STAR")
-    check_free_space(out_folder, sum(4 * int(np.prod(job[4])) for job in jobs), "--out_folder")
+    check_outputs(out_folder, "--out_folder", resized_star, "resized STAR",
+                  sum(4 * int(np.prod(job[4])) for job in jobs))
     with output_lock(out_folder, resized_star):
         make_folder(out_folder, "--out_folder")
         for position, source, old_pixel, output, shape in progress(jobs, desc="resize", unit="tomogram"):

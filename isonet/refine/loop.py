@@ -19,9 +19,9 @@ compiled once: later iterations continue with the same model, whose weights
 are those just saved, and restart its optimizer in place (see
 :func:`restart_training`), so Keras traces its train and validation functions
 once per run instead of once per iteration. Subtomograms are predicted through
-:class:`isonet.network.runtime.Network` (one fixed-shape graph per input size). Every random choice of
-iteration ``it`` derives from ``(seed, it)``, dropout masks included, so
-``--continue_from`` reproduces an uninterrupted run.
+:class:`isonet.network.runtime.Network` (one fixed-shape graph per input size).
+Every random choice of iteration ``it`` derives from ``(seed, it)``, dropout
+masks included, so ``--continue_from`` reproduces an uninterrupted run.
 """
 
 import logging
@@ -34,20 +34,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from isonet.devices import import_tensorflow, select_strategy
-from isonet.network.runtime import Network, load, precision_policy, save
 from isonet.errors import IsonetError, UsageError
 from isonet.io.mrc import read_volume, write_volume
+from isonet.io.paths import file_root, rename_aside
 from isonet.io.star import SUBTOMO_REQUIRED, read_star, resolve_path, tilt_range
 from isonet.log import progress
-from isonet.prefetch import read_ahead
+from isonet.network.runtime import Network, load, precision_policy, save
 from isonet.normalize import normalize
-from isonet.io.paths import file_root, rename_aside
+from isonet.prefetch import read_ahead
+from isonet.refine import method_hooks
 from isonet.refine.config import iteration_json_path, load_state, save_state
 from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
 from isonet.refine.pairs import PairMaker, PairStream, dump_pairs
 from isonet.refine.validate import validate_refine
 from isonet.refine.wedge_ops import apply_wedge, wedge_masks
-from isonet.refine import method_hooks
 
 log = logging.getLogger("isonet")
 
@@ -270,6 +270,9 @@ def refine(config, continue_from=None, logical_cpus=0):
     subtomos = Subtomograms(config.subtomo_star)
     validate_refine(config, subtomos, continue_from)
     halves = method_hooks.prepare(config)  # --method isonet2: the half subtomograms, else None
+    if halves is not None and any(level > 1e-7 for level in schedule[1:]):
+        log.info("Halves method: no noise is added (--noise_level/--noise_start_iter are IsoNet 1's); the "
+                 "independent noise of the two halves teaches the network to denoise")
     keras = _keras()
     strategy, n_replicas = select_strategy(config.gpuID, logical_cpus=logical_cpus)
     import tensorflow as tf
