@@ -56,12 +56,22 @@ def measured_mask(shape, tilt_min=-60.0, tilt_max=60.0, real=False):
     with the beam axis (kx = 0, kz != 0) measured only if the range reaches
     +-90 degrees. Shape as :func:`tilt_angle_map`.
     """
-    phi = tilt_angle_map(shape, real)
     kz, kx = _frequencies(shape, real)
-    inside = (phi >= tilt_min) & (phi <= tilt_max)
-    beam_axis = np.broadcast_to(kx == 0, inside.shape) & np.broadcast_to(kz != 0, inside.shape)
-    inside[beam_axis] = (tilt_max >= 90.0) or (tilt_min <= -90.0)
-    return inside
+    return np.broadcast_to(_measured(kz, kx, tilt_min, tilt_max), np.broadcast_shapes(kz.shape, kx.shape)).copy()
+
+
+def _measured(kz, kx, tilt_min, tilt_max):
+    """:func:`measured_mask` on frequency arrays ``kz``, ``kx`` (cycles per voxel, any broadcastable shapes)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = np.degrees(np.arctan(kz / kx))
+    phi = np.where(np.isnan(phi), 0.0, phi)
+    on_beam = (kx == 0) & (kz != 0)
+    return np.where(on_beam, (tilt_max >= 90.0) or (tilt_min <= -90.0), (phi >= tilt_min) & (phi <= tilt_max))
+
+
+def _kept(kz, kx, tilt_min, tilt_max):
+    """IsoNet 1's kept region on frequency arrays: measured and in the (kz, kx) circle, plus kz = 0."""
+    return (_measured(kz, kx, tilt_min, tilt_max) & (kz ** 2 + kx ** 2 <= 0.25)) | (kz == 0)
 
 
 def wedge_mask(shape, tilt_min=-60.0, tilt_max=60.0, real=False, dtype=np.float32):
@@ -79,9 +89,31 @@ def wedge_mask(shape, tilt_min=-60.0, tilt_max=60.0, real=False, dtype=np.float3
         In unshifted FFT layout, of ``dtype``.
     """
     kz, kx = _frequencies(shape, real)
-    keep = measured_mask(shape, tilt_min, tilt_max, real) & (kz ** 2 + kx ** 2 <= 0.25)
-    keep |= np.broadcast_to(kz == 0, keep.shape)
-    return keep.astype(dtype)
+    return _kept(kz, kx, tilt_min, tilt_max).astype(dtype)
+
+
+def rotated_wedge_mask(n, tilt_min=-60.0, tilt_max=60.0, matrix=None, dtype=np.float32):
+    """:func:`wedge_mask` of a cube of edge ``n`` whose content was rotated by ``matrix``.
+
+    A rotation ``R`` (3x3 on ``(z, y, x)`` offsets) turns ``v`` into
+    ``v'(p') = v(R^T p')``, whose spectrum is ``V(R^T k')`` up to a phase, so
+    the region measured in ``v'`` is the lab-frame mask at ``R^T k'``.
+
+    Returns
+    -------
+    ndarray, shape (n, n, n)
+        Full unshifted :func:`numpy.fft.fftn` layout (not broadcast over ky:
+        a rotated wedge depends on all three frequencies). Equals
+        ``wedge_mask((n, n, n), ...)`` broadcast when ``matrix`` is None or
+        the identity.
+    """
+    f = np.fft.fftfreq(n)
+    k = np.stack(np.meshgrid(f, f, f, indexing="ij"))  # kz, ky, kx of the rotated frame
+    if matrix is not None:
+        k = np.tensordot(np.asarray(matrix, dtype=np.float64).T, k, axes=1)
+        # The rotated grid's zeros come out as round-off: snap them so the beam axis and kz = 0 stay exact.
+        k[np.abs(k) < 1e-9] = 0.0
+    return _kept(k[0], k[2], tilt_min, tilt_max).astype(dtype)
 
 
 def wedge_depth_map(shape, tilt_min=-60.0, tilt_max=60.0, real=False):

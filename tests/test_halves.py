@@ -15,7 +15,7 @@ from isonet.io.mrc import read_volume, write_volume
 from isonet.io.star import read_star, write_star
 from isonet.normalize import apply_statistics, slab_statistics
 from isonet.prepare import match_halves
-from isonet.wedge import wedge_mask
+from isonet.wedge import rotated_wedge_mask, wedge_mask
 
 SHAPE = (32, 48, 48)
 TINY = ["--epochs", 1, "--steps_per_epoch", 6, "--filter_base", 4, "--unet_depth", 2, "--learning_rate", 0.004,
@@ -126,11 +126,11 @@ def test_deconv_processes_the_halves_like_the_full_tomogram(tmp_path, monkeypatc
 
 def test_rotated_masks_hold_the_rotated_wedge():
     """A wedge-filtered cube rotated by orientation r has no power outside rotated_wedge_mask(r)."""
-    from isonet.refine.fourier_weights import rotated_wedge_mask, rotation_matrix, rotate_volume
+    from isonet.refine.fourier_weights import rotation_matrix, rotate_volume
     from isonet.refine.rotations import rotate
     n, tilts = 16, (-45.0, 55.0)
     volume = _wedged(np.random.default_rng(2).normal(size=(n,) * 3).astype(np.float32), tilts)
-    lab = rotated_wedge_mask(n, tilts)
+    lab = rotated_wedge_mask(n, *tilts)
     np.testing.assert_array_equal(lab, np.broadcast_to(wedge_mask((n,) * 3, *tilts), (n,) * 3))
     inner = np.ones((n,) * 3, bool)  # Nyquist planes: sign conventions of -n/2 differ
     for axis in range(3):
@@ -138,7 +138,7 @@ def test_rotated_masks_hold_the_rotated_wedge():
         index[axis] = n // 2
         inner[tuple(index)] = False
     for r in (0, 5, 13, 19):
-        mask = rotated_wedge_mask(n, tilts, rotation_matrix(r))
+        mask = rotated_wedge_mask(n, *tilts, rotation_matrix(r))
         power = np.abs(np.fft.fftn(rotate(volume, r)))
         assert power[(mask == 0) & inner].max() < 1e-4 * power[mask == 1].mean()
         assert 0.3 < mask.mean() < 0.8
@@ -156,15 +156,15 @@ def _numpy_loss(prediction, target, weights, inputs=None, dc=None):
 
 @pytest.mark.parametrize("data_consistency", [False, True])
 def test_masked_loss_matches_numpy(data_consistency):
-    from isonet.refine.fourier_weights import loss_weights, rotated_wedge_mask, rotation_matrix
+    from isonet.refine.fourier_weights import loss_weights, rotation_matrix
     from isonet.refine.losses import masked_fourier_loss, stack_targets
     rng = np.random.default_rng(5)
     n = 16
     prediction, target, inputs = (rng.normal(size=(2, n, n, n)).astype(np.float32) for _ in range(3))
-    weights = np.stack([loss_weights(rotated_wedge_mask(n, (-60, 60)),
-                                     rotated_wedge_mask(n, (-60, 60), rotation_matrix(r)), 3.0) for r in (1, 7)])
+    weights = np.stack([loss_weights(rotated_wedge_mask(n, -60, 60),
+                                     rotated_wedge_mask(n, -60, 60, rotation_matrix(r)), 3.0) for r in (1, 7)])
     assert set(np.unique(weights)) == {0.0, 1.0, 3.0}
-    dc = 0.5 * rotated_wedge_mask(n, (-60, 60)) if data_consistency else None
+    dc = 0.5 * rotated_wedge_mask(n, -60, 60) if data_consistency else None
     y_true = stack_targets(target, weights, inputs if data_consistency else None, dc)
     loss = masked_fourier_loss(n, data_consistency)
     value = np.asarray(loss(y_true, prediction[..., None]))

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.ndimage
 
 from isonet.refine.rotations import rotate
+from isonet.wedge import rotated_wedge_mask
 
 _SALT_ROTATION = 22
 
@@ -73,28 +74,6 @@ def rotate_volume(volume, matrix):
                                           mode="mirror").astype(np.float32, copy=False)
 
 
-def rotated_wedge_mask(n, tilt_range, matrix=None):
-    """Region measured in a cube of edge ``n`` rotated by ``matrix`` (lab frame if None), float32 (n, n, n).
-
-    Equals ``wedge_mask((n, n, n), *tilt_range)`` broadcast over ky when
-    ``matrix`` is None or the identity; full unshifted ``fftn`` layout.
-    """
-    tilt_min, tilt_max = map(float, tilt_range)
-    f = np.fft.fftfreq(n)
-    k = np.stack(np.meshgrid(f, f, f, indexing="ij"))  # (3, n, n, n): kz, ky, kx of the rotated frame
-    if matrix is not None:
-        k = np.tensordot(np.asarray(matrix, dtype=np.float64).T, k, axes=1)  # R^T k': the lab frame
-    kz, kx = k[0], k[2]
-    tiny = 1e-9
-    with np.errstate(divide="ignore", invalid="ignore"):
-        phi = np.degrees(np.arctan(kz / kx))
-    on_beam = (np.abs(kx) < tiny) & (np.abs(kz) >= tiny)
-    measured = np.where(on_beam, (tilt_max >= 90.0) or (tilt_min <= -90.0),
-                        (phi >= tilt_min - 1e-9) & (phi <= tilt_max + 1e-9))
-    keep = (measured & (kz ** 2 + kx ** 2 <= 0.25 + tiny)) | (np.abs(kz) < tiny)
-    return keep.astype(np.float32)
-
-
 def loss_weights(input_mask, target_mask, mw_weight):
     """``Mt (Mi + mw_weight (1 - Mi))``: the per-frequency weights of the masked loss, float32."""
     return (target_mask * (input_mask + np.float32(mw_weight) * (1.0 - input_mask))).astype(np.float32)
@@ -102,9 +81,8 @@ def loss_weights(input_mask, target_mask, mw_weight):
 
 @functools.lru_cache(maxsize=256)
 def _fixed_rotation_weights(n, tilt_range, index, mw_weight):
-    weights = loss_weights(rotated_wedge_mask(n, tilt_range), rotated_wedge_mask(n, tilt_range,
-                                                                                 rotation_matrix(index)),
-                           mw_weight)
+    weights = loss_weights(rotated_wedge_mask(n, *tilt_range),
+                           rotated_wedge_mask(n, *tilt_range, rotation_matrix(index)), mw_weight)
     weights.setflags(write=False)
     return weights
 
@@ -127,4 +105,4 @@ def pair_weights(n, tilt_range, mw_weight, orientation, matrix=None):
     tilt_range = tuple(map(float, tilt_range))
     if matrix is None:
         return _fixed_rotation_weights(int(n), tilt_range, int(orientation), float(mw_weight))
-    return loss_weights(rotated_wedge_mask(n, tilt_range), rotated_wedge_mask(n, tilt_range, matrix), mw_weight)
+    return loss_weights(rotated_wedge_mask(n, *tilt_range), rotated_wedge_mask(n, *tilt_range, matrix), mw_weight)

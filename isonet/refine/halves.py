@@ -34,11 +34,12 @@ from isonet.io.paths import file_root
 from isonet.io.star import HALF_SUBTOMO_LABELS, NORM_LABELS, has_halves, read_star, resolve_path
 from isonet.log import progress
 from isonet.normalize import apply_statistics
-from isonet.refine.fourier_weights import pair_weights, rotate_volume, rotated_wedge_mask, seeded_rotation
+from isonet.refine.fourier_weights import pair_weights, rotate_volume, seeded_rotation
 from isonet.refine.losses import stack_targets
 from isonet.refine.pairs import N_ROTATIONS, centre_crop
 from isonet.refine.rotations import rotate_all
 from isonet.refine.wedge_ops import apply_wedge, merge, wedge_masks
+from isonet.wedge import rotated_wedge_mask
 
 _SALT_SWAP = 21
 
@@ -203,7 +204,7 @@ class HalfPairMaker:
         y = centre_crop(np.stack(targets), self.cube_size)
         dc = None
         if self.dc_weight > 0:
-            dc = self.dc_weight * rotated_wedge_mask(self.cube_size, tilts)
+            dc = self.dc_weight * rotated_wedge_mask(self.cube_size, *tilts)
         y = stack_targets(y, np.stack(weights), x if dc is not None else None, dc)
         with self._lock:
             self.busy_seconds += time.perf_counter() - started

@@ -16,9 +16,10 @@
 
 import numpy as np
 
-from isonet.refine.fourier_weights import pair_weights, rotate_volume, rotated_wedge_mask, seeded_rotation
+from isonet.refine.fourier_weights import pair_weights, rotate_volume, seeded_rotation
 from isonet.refine.losses import stack_targets
 from isonet.refine.pairs import N_ROTATIONS, PairMaker
+from isonet.wedge import rotated_wedge_mask
 
 
 class VariantPairMaker(PairMaker):
@@ -65,5 +66,5 @@ class VariantPairMaker(PairMaker):
         weights = np.stack([self._weights(index, r) for r in rotations])
         dc = None
         if self.dc_weight > 0:
-            dc = self.dc_weight * rotated_wedge_mask(self.cube_size, self.tilt_ranges[index])
+            dc = self.dc_weight * rotated_wedge_mask(self.cube_size, *self.tilt_ranges[index])
         return x, stack_targets(y, weights, x if dc is not None else None, dc)
