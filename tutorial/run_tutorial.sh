@@ -44,6 +44,8 @@ FILTER_BASE=${FILTER_BASE:-8}            # GPU: 64 (the default)
 NOISE_LEVEL=${NOISE_LEVEL:-0.05}         # GPU: 0.05,0.1,0.15,0.2
 NOISE_START_ITER=${NOISE_START_ITER:-8}  # GPU: 11,16,21,26
 REFINE_SEED=${REFINE_SEED:-0}
+COMPARE_ISONET1=${COMPARE_ISONET1:-1}    # 1: also train IsoNet 1's method (--method isonet) on the same
+                                         # subtomograms and budget, for the side-by-side table; 0: skip
 # ---- predict ----------------------------------------------------------------------------------
 PREDICT_CUBE=${PREDICT_CUBE:-48}         # GPU: the default (84, cores fitted to the tomogram)
 PREDICT_CROP=${PREDICT_CROP:-64}         # GPU: the default (96)
@@ -109,10 +111,10 @@ run_step extract tomograms.star --cube_size "$CUBE_SIZE" --crop_size "$CROP_SIZE
 # 5. refine: results/model_iterNN.h5, refine_iterNN.json, <subtomo>_iterNN.mrc
 REFINE_OPTIONS=(--iterations "$ITERATIONS" --epochs "$EPOCHS" --steps_per_epoch "$STEPS_PER_EPOCH"
                 --batch_size "$BATCH_SIZE" --filter_base "$FILTER_BASE" --noise_level "$NOISE_LEVEL"
-                --noise_start_iter "$NOISE_START_ITER" --seed "$REFINE_SEED" --result_dir results)
+                --noise_start_iter "$NOISE_START_ITER" --seed "$REFINE_SEED")
 [ -n "$GPU_ID" ] && REFINE_OPTIONS+=(--gpuID "$GPU_ID")
 if [ -f subtomo.star ]; then
-    run_step refine subtomo.star "${REFINE_OPTIONS[@]}"
+    run_step refine subtomo.star "${REFINE_OPTIONS[@]}" --result_dir results
 elif has refine; then
     echo ">>> refine: skipped (no subtomo.star)"
     MISSING+=("refine (no subtomo.star)")
@@ -131,10 +133,22 @@ else
     MISSING+=("predict (no model)")
 fi
 
+# 6b. the same budget with IsoNet 1's method (one tomogram, no halves), for comparison
+if [ "$COMPARE_ISONET1" = "1" ] && [ -f subtomo.star ] && [ -n "$MODEL" ] && has refine; then
+    run_step refine subtomo.star "${REFINE_OPTIONS[@]}" --method isonet --result_dir results_isonet1
+    MODEL_ISONET1=$(ls results_isonet1/model_iter*.h5 2>/dev/null | sort | tail -n 1 || true)
+    if [ -n "$MODEL_ISONET1" ]; then
+        cp tomograms.star tomograms_isonet1.star  # predict records its output in the STAR file it reads
+        run_step predict tomograms_isonet1.star "$MODEL_ISONET1" "${PREDICT_OPTIONS[@]}" \
+            --output_dir corrected_isonet1
+    fi
+fi
+
 # 7. evaluate every stage of the first tomogram against its ground truth
 mkdir -p evaluation
 COLUMNS_JSON=()
-for stage in raw:tomograms/tomo_01.mrc deconv:deconv/tomo_01.mrc corrected:corrected_tomos/tomo_01_corrected.mrc; do
+for stage in raw:tomograms/tomo_01.mrc deconv:deconv/tomo_01.mrc \
+             isonet1:corrected_isonet1/tomo_01_corrected.mrc corrected:corrected_tomos/tomo_01_corrected.mrc; do
     label=${stage%%:*}
     volume=${stage#*:}
     [ -f "$volume" ] || continue
