@@ -328,7 +328,16 @@ SNAPSHOT = CommandSpec(
      Param("labels", "texts", None, "Comma-separated row labels, one per volume.", default_text="the file names")),
     "isonet.evaluation.pictures:snapshot_files")
 
+REPORT = CommandSpec(
+    "report", "Rebuild report.html of a refine run: settings, timings, losses, snapshots, disk use.",
+    "Rebuild the report of a refine result folder (refine writes it after every iteration): one HTML file "
+    "with the settings, the time and losses of every iteration, loss.png and every snapshot_iterNN.png "
+    "embedded (it opens offline), and the disk space the folder uses.",
+    (Param("result_dir", "text", required=True, help="Refine result folder (holding refine_iterNN.json)."),
+     Param("out", "text", None, "HTML file written.", default_text="RESULT_DIR/report.html")),
+    "isonet.evaluation.report:report_files")
+
 #: Every command, in the order of the overview.
 ALL = (PREPARE_STAR, PREPARE_SUBTOMO_STAR, DECONV, MAKE_MASK, EXTRACT, REFINE, PREDICT, RESIZE, CHECK, SIMULATE,
-       EVALUATE, FSC3D, SNAPSHOT)
+       EVALUATE, FSC3D, SNAPSHOT, REPORT)
 BY_NAME = {spec.name: spec for spec in ALL}
