@@ -191,11 +191,13 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     if batch_size is None:
         batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
     network, crop_size = _load_network(model, strategy, n_replicas, mixed_precision, crop_size)
-    with output_lock(star_file, output_dir):
+    outputs = {label: os.path.join(output_dir, f"{file_root(source)}_corrected.mrc") for label, source in
+               sources.items()}
+    # The files written are locked, not their folder: array jobs predict other tomograms into it at once.
+    with output_lock(star_file, *outputs.values()):
         os.makedirs(output_dir, exist_ok=True)
         for label, source in sources.items():
-            root = file_root(source)
-            output = os.path.join(output_dir, f"{root}_corrected.mrc")
+            root, output = file_root(source), outputs[label]
             start = time.perf_counter()
             if info is not None:
                 corrected, header = correct_averaged(halves.get(label, [source]), network.predict, cube_size,
