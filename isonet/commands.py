@@ -321,11 +321,15 @@ FSC3D = CommandSpec(
     "isonet.evaluation.fsc:fsc3d_files")
 
 SNAPSHOT = CommandSpec(
-    "snapshot", "PNG of central XY, XZ, YZ slices and the XZ log power spectrum, one row per volume.",
-    "PNG of central XY, XZ, YZ slices and the XZ log power spectrum, one row per volume.",
+    "snapshot", "PNG of central XY, XZ, YZ slices, a zoom on XZ and the XZ log power spectrum, one row per volume.",
+    "PNG, one row per volume: the central XY, XZ and YZ slices at one scale with square voxels, the XZ slice "
+    "enlarged over its most detailed window (to judge shapes along Z), and the XZ log power spectrum. Grey "
+    "levels as stored (low values dark).",
     (Param("volumes", "texts", variadic=True, help="One or more MRC volumes, one row each."),
      Param("out", "text", "snapshot.png", "PNG file written."),
-     Param("labels", "texts", None, "Comma-separated row labels, one per volume.", default_text="the file names")),
+     Param("labels", "texts", None, "Comma-separated row labels, one per volume.", default_text="the file names"),
+     Param("difference", "bool", False, "Add a row: the last volume minus the first (each standardised); "
+           "they must have one shape.")),
     "isonet.evaluation.pictures:snapshot_files")
 
 REPORT = CommandSpec(

@@ -158,3 +158,12 @@ def test_array_task_predicts_its_tomogram_with_its_own_star_copy(cluster):
     assert (submit / "tomograms_task7.star").read_text() == (submit / "tomograms.star").read_text()
     unset = _job("predict_array.slurm", {k: v for k, v in env.items() if k != "SLURM_ARRAY_TASK_ID"})
     assert unset.returncode != 0 and "sbatch --array" in unset.stderr
+
+
+@pytest.mark.parametrize("script", ["refine.slurm", "predict_array.slurm"])
+def test_cluster_doc_shows_the_tested_scripts(script):
+    """docs/cluster.md quotes each script whole, so the text people copy is the one tested here."""
+    with open(os.path.join(REPO, "docs", "cluster.md")) as handle:
+        doc = handle.read()
+    with open(os.path.join(CLUSTER, script)) as handle:
+        assert f"```bash\n{handle.read()}```" in doc

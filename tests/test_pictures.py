@@ -171,6 +171,12 @@ def test_snapshot_cli(tmp_path, rng):
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert png_shape(tmp_path / "view.png") == snapshot_size(2)
+    result = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--difference", "--out", "diff.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert png_shape(tmp_path / "diff.png") == snapshot_size(3)
+    write_volume(tmp_path / "other.mrc", rng.standard_normal((8, 16, 12)).astype(np.float32))
+    bad = run_cli("snapshot", "raw.mrc", "other.mrc", "--difference", cwd=tmp_path)
+    assert bad.returncode == 2 and "--difference" in bad.stderr and "one shape" in bad.stderr
     bad = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--labels", "raw", cwd=tmp_path)
     assert bad.returncode == 2 and "--labels" in bad.stderr
     missing = run_cli("snapshot", "absent.mrc", cwd=tmp_path)

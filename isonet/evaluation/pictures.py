@@ -217,7 +217,7 @@ def save_snapshot(volumes, path, labels=None, difference=False, contrast=CONTRAS
 
 
 @SNAPSHOT.implements
-def snapshot_files(volumes, out, labels):
+def snapshot_files(volumes, out, labels, difference):
     """The ``snapshot`` command: :func:`save_snapshot` of MRC files, every header checked first.
 
     Parameters
@@ -228,13 +228,17 @@ def snapshot_files(volumes, out, labels):
         PNG written.
     labels : list of str or None
         One label per volume (default: the file names).
+    difference : bool
+        Add the row of the last volume minus the first.
     """
     if labels is not None and len(labels) != len(volumes):
         raise UsageError(f"--labels: {len(labels)} labels for {len(volumes)} volumes")
-    for path in volumes:
-        read_header(path)
+    shapes = [read_header(path).shape for path in volumes]
+    if difference and shapes[0] != shapes[-1]:
+        raise UsageError(f"--difference: {volumes[0]} is {shapes[0]}, {volumes[-1]} is {shapes[-1]}; "
+                         f"expected one shape")
     check_output_folder(os.path.dirname(os.path.abspath(out)), "--out")
-    save_snapshot(volumes, out, labels=labels)
+    save_snapshot(volumes, out, labels=labels, difference=difference)
     log.info("wrote %s", out)
 
 
