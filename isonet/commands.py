@@ -236,7 +236,8 @@ PREDICT = CommandSpec(
      Param("normalize_percentile", "bool", True, "Percentile (True) or mean/std normalisation; use refine's."),
      _TOMO_IDX,
      Param("mixed_precision", "bool", False, "Compute in float16 on GPUs (bfloat16 on the CPU)."),
-     Param("snapshot", "bool", False, "Also save <output_dir>/<root>_snapshot.png (central slices).")),
+     Param("snapshot", "bool", False, "Also save <output_dir>/<root>_snapshot.png (central slices of the input, "
+           "the corrected tomogram and their difference).")),
     "isonet.predict.predict:predict_tomograms")
 
 RESIZE = CommandSpec(

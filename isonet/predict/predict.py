@@ -160,7 +160,7 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     mixed_precision : bool
         Compute in float16 (GPU) or bfloat16 (CPU).
     snapshot : bool
-        Also save ``<root>_snapshot.png`` (central slices of raw and corrected).
+        Also save ``<root>_snapshot.png`` (central slices of raw, corrected and their difference).
 
     Returns
     -------
@@ -211,7 +211,8 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
             if snapshot:
                 from isonet.evaluation.pictures import save_snapshot
                 picture = os.path.join(output_dir, f"{root}_snapshot.png")
-                save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"])
+                save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"],
+                              difference=True)
                 log.info("Wrote %s", picture)
             del corrected
             set_column(table, "rlnCorrectedTomoName", output, rows=[label])
