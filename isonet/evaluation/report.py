@@ -99,9 +99,10 @@ def _image(path, alt):
 
 
 def _table(header, rows):
-    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    """An HTML table; ``header`` None for none."""
+    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header or ())
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{cells}</tr>{body}</table>"
+    return f"<table>{f'<tr>{cells}</tr>' if header else ''}{body}</table>"
 
 
 def _wall_seconds(entry):
@@ -147,7 +148,7 @@ def build_report(result_dir):
         summary.append(("estimated time left", _duration_text(per_iteration * (planned - done))))
     total, groups = disk_usage(result_dir)
     summary.append(("disk used by the result folder", _bytes_text(total)))
-    parts += ["<h2>Summary</h2>", _table(("", ""), summary)]
+    parts += ["<h2>Summary</h2>", _table(None, summary)]
     parts += ["<h2>Disk use</h2>", _table(("files", "size"), [(label, _bytes_text(size)) for label, size in groups])]
 
     parts.append("<h2>Losses</h2>")
