@@ -236,7 +236,8 @@ PREDICT = CommandSpec(
      Param("normalize_percentile", "bool", True, "Percentile (True) or mean/std normalisation; use refine's."),
      _TOMO_IDX,
      Param("mixed_precision", "bool", False, "Compute in float16 on GPUs (bfloat16 on the CPU)."),
-     Param("snapshot", "bool", False, "Also save <output_dir>/<root>_snapshot.png (central slices).")),
+     Param("snapshot", "bool", False, "Also save <output_dir>/<root>_snapshot.png (central slices of the input, "
+           "the corrected tomogram and their difference).")),
     "isonet.predict.predict:predict_tomograms")
 
 RESIZE = CommandSpec(
@@ -321,14 +322,27 @@ FSC3D = CommandSpec(
     "isonet.evaluation.fsc:fsc3d_files")
 
 SNAPSHOT = CommandSpec(
-    "snapshot", "PNG of central XY, XZ, YZ slices and the XZ log power spectrum, one row per volume.",
-    "PNG of central XY, XZ, YZ slices and the XZ log power spectrum, one row per volume.",
+    "snapshot", "PNG of central XY, XZ, YZ slices, a zoom on XZ and the XZ log power spectrum, one row per volume.",
+    "PNG, one row per volume: the central XY, XZ and YZ slices at one scale with square voxels, the XZ slice "
+    "enlarged over its most detailed window (to judge shapes along Z), and the XZ log power spectrum. Grey "
+    "levels as stored (low values dark).",
     (Param("volumes", "texts", variadic=True, help="One or more MRC volumes, one row each."),
      Param("out", "text", "snapshot.png", "PNG file written."),
-     Param("labels", "texts", None, "Comma-separated row labels, one per volume.", default_text="the file names")),
+     Param("labels", "texts", None, "Comma-separated row labels, one per volume.", default_text="the file names"),
+     Param("difference", "bool", False, "Add a row: the last volume minus the first (each standardised); "
+           "they must have one shape.")),
     "isonet.evaluation.pictures:snapshot_files")
+
+REPORT = CommandSpec(
+    "report", "Rebuild report.html of a refine run: settings, timings, losses, snapshots, disk use.",
+    "Rebuild the report of a refine result folder (refine writes it after every iteration): one HTML file "
+    "with the settings, the time and losses of every iteration, loss.png and every snapshot_iterNN.png "
+    "embedded (it opens offline), and the disk space the folder uses.",
+    (Param("result_dir", "text", required=True, help="Refine result folder (holding refine_iterNN.json)."),
+     Param("out", "text", None, "HTML file written.", default_text="RESULT_DIR/report.html")),
+    "isonet.evaluation.report:report_files")
 
 #: Every command, in the order of the overview.
 ALL = (PREPARE_STAR, PREPARE_SUBTOMO_STAR, DECONV, MAKE_MASK, EXTRACT, REFINE, PREDICT, RESIZE, CHECK, SIMULATE,
-       EVALUATE, FSC3D, SNAPSHOT)
+       EVALUATE, FSC3D, SNAPSHOT, REPORT)
 BY_NAME = {spec.name: spec for spec in ALL}

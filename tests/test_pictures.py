@@ -7,8 +7,11 @@ from conftest import run_cli
 
 from isonet.errors import IsonetError
 from isonet.evaluation.fourier import xz_power_spectrum
-from isonet.evaluation.pictures import plot_fsc, plot_loss_curves, save_snapshot, snapshot_size
+from isonet.evaluation.pictures import (loss_figure, plot_fsc, plot_loss_curves, save_snapshot, snapshot_figure,
+                                        snapshot_size)
 from isonet.io.mrc import write_volume
+from isonet.normalize import normalize
+from isonet.refine.loop import _snapshot
 from isonet.wedge import measured_mask
 
 
@@ -40,14 +43,91 @@ def test_save_snapshot_size_and_inputs(tmp_path, rng):
     write_volume(tmp_path / "vol.mrc", volume)
     out = tmp_path / "pictures"
     save_snapshot([volume, str(tmp_path / "vol.mrc"), volume[:, :16]], out / "snap.png", labels=["a", "b", "c"])
-    assert png_shape(out / "snap.png") == snapshot_size(3) == (900, 1200)
+    assert png_shape(out / "snap.png") == snapshot_size(3) == (3 * 460 + 30, 1150)
     assert only_file(out, "snap.png")
     save_snapshot([volume], out / "snap.png")  # replaces; default label
-    assert png_shape(out / "snap.png") == (300, 1200)
+    assert png_shape(out / "snap.png") == (490, 1150)
     image = matplotlib.image.imread(out / "snap.png")
     assert image[..., :3].std() > 0.1  # something was drawn
     with pytest.raises(IsonetError, match="labels"):
         save_snapshot([volume, volume], out / "x.png", labels=["one"])
+    with pytest.raises(IsonetError, match="difference"):
+        save_snapshot([volume, volume[:, :16]], out / "x.png", difference=True)
+
+
+def _panels(figure):
+    """{title or x label: (axes, displayed array, pixels per voxel along x, along y)} of a snapshot figure."""
+    figure.canvas.draw()
+    panels = {}
+    for axes in figure.axes:
+        array = axes.images[0].get_array()
+        box = axes.get_window_extent()
+        name = axes.get_title() or axes.get_xlabel()
+        panels[name] = (axes, np.asarray(array), box.width / array.shape[1], box.height / array.shape[0])
+    return panels
+
+
+def test_snapshot_panels_keep_square_voxels_and_zoom_the_depth(rng):
+    """A thin slab (16 x 96 x 128) keeps its proportions: XZ is 8x wider than tall at the XY scale."""
+    volume = rng.standard_normal((16, 96, 128)).astype(np.float32)
+    volume[6:10, 40:44, 100:104] = -8.0  # the most detailed X window of the XZ slice (y 48) is around x 100
+    volume[6:10, 46:50, 100:104] = -8.0
+    panels = _panels(snapshot_figure([volume], ["slab"]))
+    xy, xz, yz = (panels[name] for name in ("XY (z 8)", "XZ (y 48), Z up", "YZ (x 64), Z right"))
+    scale = xy[2]
+    for _, array, per_x, per_y in (xy, xz, yz):
+        assert per_x == pytest.approx(per_y, rel=0.02) and per_x == pytest.approx(scale, rel=0.02)
+    assert xz[1].shape == (16, 128) and yz[1].shape == (96, 16)
+    assert np.array_equal(xz[1], volume[:, 48, :]) and np.array_equal(yz[1], volume[:, :, 64].T)
+    (name, (_, zoom, per_x, per_y)), = [(n, p) for n, p in panels.items() if n.startswith("zoom")]
+    assert zoom.shape == (16, 32) and per_x == pytest.approx(per_y, rel=0.02)
+    assert per_x > 3 * scale and name.startswith(f"zoom x{per_x / scale:.1f}")  # enlarged, and says by how much
+    start = int(name.split("x ")[-1].split("-")[0])
+    assert start <= 100 and start + 32 >= 104 and np.array_equal(zoom, volume[:, 48, start:start + 32])
+
+
+def test_snapshot_shows_values_with_their_sign_and_a_difference_row(rng):
+    """Low values are drawn dark (no sign change), and the difference row is after minus before."""
+    before = rng.standard_normal((16, 16, 16)).astype(np.float32)
+    before[6:10, 6:10, 6:10] = -5.0  # dense particle, dark as in a tomogram
+    after = before.copy()
+    after[6:10, 6:10, 12:14] = -5.0  # the "network" added density
+    figure = snapshot_figure([before, after], ["before", "after"], difference=True)
+    xy_panels = [axes for axes in figure.axes if axes.get_title().startswith("XY")]
+    assert len(xy_panels) == 3
+    image = xy_panels[0].images[0]
+    luminance = np.asarray(image.cmap(image.norm(image.get_array()))[..., :3]).mean(axis=-1)
+    assert luminance[8, 8] < 0.05 and np.median(luminance) > 0.3
+    difference = xy_panels[2].images[0]
+    values = np.asarray(difference.get_array())
+    expected = ((after - after.mean()) / after.std() - (before - before.mean()) / before.std())[8]
+    assert np.allclose(values, expected, atol=1e-5)
+    assert values[8, 12] < -1 and abs(np.median(values)) < 0.2
+    low, high = difference.get_clim()
+    assert low == pytest.approx(-high)
+
+
+class _Identity:
+    """A stand-in for the network: returns its input batch."""
+
+    def predict(self, batch):
+        return batch
+
+
+def test_refine_snapshot_shows_the_subtomogram_as_in_the_file(tmp_path):
+    """refine works on negated volumes; its snapshot must show the file's contrast (density dark)."""
+    volume = np.ones((16, 16, 16), np.float32)
+    volume[6:10, 6:10, 6:10] = -4.0  # dense particle dark, as extract writes it
+    write_volume(tmp_path / "sub.mrc", volume)
+    calls = []
+    _snapshot(lambda *args, **kwargs: calls.append((args, kwargs)), _Identity(), str(tmp_path / "sub.mrc"),
+              str(tmp_path), 3, True)
+    (name, volumes, path), kwargs = calls[0]
+    assert name == "save_snapshot" and path.endswith("snapshot_iter03.png") and kwargs["difference"]
+    for shown in volumes:
+        assert shown[8, 8, 8] < shown[1, 1, 1]  # the particle is the low (dark) value, as in the file
+        assert np.allclose(shown, normalize(volume), atol=1e-5)
+    assert "density dark" in kwargs["contrast"]
 
 
 def test_plot_loss_curves(tmp_path):
@@ -59,6 +139,22 @@ def test_plot_loss_curves(tmp_path):
     plot_loss_curves([{"iteration": 1, "loss": [0.5, 0.4], "noise_level": 0.0}], tmp_path / "b.png")
     plot_loss_curves([], tmp_path / "c.png")
     assert png_shape(tmp_path / "b.png") == png_shape(tmp_path / "c.png") == (500, 800)
+
+
+def test_loss_plot_has_one_point_per_iteration_on_integer_ticks():
+    history = [{"iteration": i, "loss": [1.0 / i, 0.9 / i], "val_loss": [1.1 / i, 1.0 / i] if i != 4 else [],
+                "noise_level": 0.0 if i < 3 else 0.1} for i in range(1, 8)]
+    figure = loss_figure(history)
+    figure.canvas.draw()
+    axes = figure.axes[0]
+    train, val = (line for line in axes.get_lines() if line.get_label() in ("training loss", "validation loss"))
+    assert list(train.get_xdata()) == list(range(1, 8))
+    assert np.allclose(train.get_ydata(), [0.9 / i for i in range(1, 8)])  # the last epoch of each iteration
+    assert list(val.get_xdata()) == [1, 2, 3, 5, 6, 7]
+    ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks) and axes.get_xlabel() == "iteration"
+    dashed = [line.get_xdata()[0] for line in axes.get_lines() if line.get_linestyle() == "--"]
+    assert dashed == [2.5]  # the noise switch, between iterations 2 and 3
 
 
 def test_plot_fsc(tmp_path):
@@ -74,7 +170,13 @@ def test_snapshot_cli(tmp_path, rng):
     result = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--out", "view.png", "--labels", "raw,corrected",
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert png_shape(tmp_path / "view.png") == (600, 1200)
+    assert png_shape(tmp_path / "view.png") == snapshot_size(2)
+    result = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--difference", "--out", "diff.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert png_shape(tmp_path / "diff.png") == snapshot_size(3)
+    write_volume(tmp_path / "other.mrc", rng.standard_normal((8, 16, 12)).astype(np.float32))
+    bad = run_cli("snapshot", "raw.mrc", "other.mrc", "--difference", cwd=tmp_path)
+    assert bad.returncode == 2 and "--difference" in bad.stderr and "one shape" in bad.stderr
     bad = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--labels", "raw", cwd=tmp_path)
     assert bad.returncode == 2 and "--labels" in bad.stderr
     missing = run_cli("snapshot", "absent.mrc", cwd=tmp_path)

@@ -1,5 +1,6 @@
 """Refine end to end on tiny data: CLI run, outputs, exact resume, model reload, several devices."""
 
+import base64
 import json
 import os
 import shutil
@@ -218,3 +219,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert "model_iter01.h5" in names and not [n for n in names if n.endswith(".mrc")]  # intermediates removed
     # the one-subtomogram snapshot is padded to a batch per device
     assert "snapshot_iter01.png" in names and "Snapshot not made" not in result.stdout
+
+
+def test_report_shows_every_iteration(run):
+    folder, _ = run
+    results = os.path.join(folder, "results")
+    with open(os.path.join(results, "report.html")) as handle:
+        page = handle.read()
+    for it in (1, 2):
+        with open(os.path.join(results, f"snapshot_iter{it:02d}.png"), "rb") as handle:
+            assert base64.b64encode(handle.read()).decode("ascii") in page
+    assert "2 of 2" in page and 'src="data:image/png;base64,' in page

@@ -160,7 +160,7 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     mixed_precision : bool
         Compute in float16 (GPU) or bfloat16 (CPU).
     snapshot : bool
-        Also save ``<root>_snapshot.png`` (central slices of raw and corrected).
+        Also save ``<root>_snapshot.png`` (central slices of raw, corrected and their difference).
 
     Returns
     -------
@@ -191,11 +191,13 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     if batch_size is None:
         batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
     network, crop_size = _load_network(model, strategy, n_replicas, mixed_precision, crop_size)
-    with output_lock(star_file, output_dir):
+    outputs = {label: os.path.join(output_dir, f"{file_root(source)}_corrected.mrc") for label, source in
+               sources.items()}
+    # The files written are locked, not their folder: array jobs predict other tomograms into it at once.
+    with output_lock(star_file, *outputs.values()):
         os.makedirs(output_dir, exist_ok=True)
         for label, source in sources.items():
-            root = file_root(source)
-            output = os.path.join(output_dir, f"{root}_corrected.mrc")
+            root, output = file_root(source), outputs[label]
             start = time.perf_counter()
             if info is not None:
                 corrected, header = correct_averaged(halves.get(label, [source]), network.predict, cube_size,
@@ -209,7 +211,8 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
             if snapshot:
                 from isonet.evaluation.pictures import save_snapshot
                 picture = os.path.join(output_dir, f"{root}_snapshot.png")
-                save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"])
+                save_snapshot([read_volume(source), corrected], picture, labels=[f"{root} (raw)", "corrected"],
+                              difference=True)
                 log.info("Wrote %s", picture)
             del corrected
             set_column(table, "rlnCorrectedTomoName", output, rows=[label])

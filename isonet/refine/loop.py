@@ -396,6 +396,8 @@ def refine(config, continue_from=None, logical_cpus=0):
         changes = [h["iteration"] for a, h in zip(history, history[1:]) if h["noise_level"] != a["noise_level"]]
         pictures("plot_loss_curves", history, os.path.join(result_dir, "loss.png"), noise_changes=changes)
         _snapshot(pictures, network, originals[0], result_dir, iteration, config.normalize_percentile)
+        from isonet.evaluation.report import refresh_report  # evaluation layer, imported late like the pictures
+        refresh_report(result_dir)
     del model, network
     keras.backend.clear_session()  # frees the model and its traced functions for the caller
     log.info("Refine finished: %s", result_dir)
@@ -403,12 +405,17 @@ def refine(config, continue_from=None, logical_cpus=0):
 
 
 def _snapshot(pictures, network, path, result_dir, iteration, percentile):
-    """``snapshot_iterNN.png``: one subtomogram before and after the network of this iteration."""
+    """``snapshot_iterNN.png``: one subtomogram before and after the network of this iteration, and the difference.
+
+    The network works on negated volumes (density positive); both are drawn negated back, as in the file.
+    """
     try:
         volume = normalize(-read_volume(path), percentile)
         output = network.predict(volume[None])[0]
     except Exception as exc:  # a picture must never stop training
         log.warning("Snapshot not made (%s)", exc)
         return
-    pictures("save_snapshot", [volume, output], os.path.join(result_dir, f"snapshot_iter{iteration:02d}.png"),
-             labels=["subtomogram", f"iteration {iteration}"])
+    pictures("save_snapshot", [-volume, -output], os.path.join(result_dir, f"snapshot_iter{iteration:02d}.png"),
+             labels=["subtomogram", f"iteration {iteration}"], difference=True,
+             contrast="as in the subtomogram file (density dark for tomograms as IMOD writes them), each row "
+                      "between its 1st and 99th percentiles")
