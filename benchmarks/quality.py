@@ -68,8 +68,8 @@ DATASETS = {
 
 #: The training budget every method gets (same steps for all), and the tiles of extract and predict.
 #: No added noise: with so few iterations IsoNet 1's noise schedule would not start (and its pairs cost time).
-BUDGET = dict(iterations=4, epochs=1, steps_per_epoch=50, batch_size=4, filter_base=8, learning_rate=0.0004,
-              noise_level=(0.05,), noise_start_iter=(100,), seed=0)
+BUDGET = dict(iterations=4, epochs=1, steps_per_epoch=50, batch_size=4, filter_base=8, noise_level=(0.05,),
+              noise_start_iter=(100,), seed=0)
 QUICK_BUDGET = dict(BUDGET, iterations=2, steps_per_epoch=5)
 NUMBER_SUBTOMOS = 40  # per tomogram
 CUBE_SIZE, CROP_SIZE = 32, 48

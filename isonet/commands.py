@@ -180,7 +180,8 @@ REFINE = CommandSpec(
            default_text="max(4, 2 x GPUs)"),
      Param("steps_per_epoch", "int", None, "Training steps per epoch.", range=">= 1",
            default_text="min(int(6 x N / batch_size), 200), N = subtomograms used"),
-     Param("learning_rate", "float", 0.0004, "Adam learning rate; a fresh optimizer every iteration.",
+     Param("learning_rate", "float", 0.002, "Adam learning rate; a fresh optimizer every iteration "
+           "(IsoNet 1: 0.0004; docs/quality.md measures why 0.002).",
            range="> 0"),
      Param("noise_level", "floats", (0.05, 0.10, 0.15, 0.20), "Noise levels added to the training inputs, "
            "one per start iteration.", range=">= 0"),
