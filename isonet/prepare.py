@@ -117,12 +117,12 @@ def _settle(record, given):
         if given[name] is not None:
             values[name] = given[name]
             if found is not None and _differ(given[name], found):
-                log.warning("%s: --%s %g %s differs from %g %s read from %s; using %g %s", path, name, given[name],
+                log.warning("%s: --%s %g%s differs from %g%s read from %s; using %g%s", path, name, given[name],
                             unit, found, unit, source, given[name], unit)
             if name == "pixel_size" and header_pixel > 0 and _differ(given[name], header_pixel):
                 log.warning("%s: --pixel_size %g Å differs from the MRC header's %g Å; using %g Å", path,
                             given[name], header_pixel, given[name])
-            said.append(f"{label} {given[name]:g} {unit} (given)")
+            said.append(f"{label} {given[name]:g}{unit} (given)")
         elif name == "pixel_size" and header_pixel > 0:
             values[name] = header_pixel
             if found is not None and _differ(found, header_pixel):
@@ -134,10 +134,10 @@ def _settle(record, given):
             said.append(f"pixel size {header_pixel:g} Å (MRC header)")
         elif found is not None:
             values[name] = found
-            said.append(f"{label} {found:g} {unit} ({source})")
+            said.append(f"{label} {found:g}{unit} ({source})")
         else:
             values[name] = DEFAULT_VALUES[name]
-            assumed.append(f"{label} {DEFAULT_VALUES[name]:g} {unit}")
+            assumed.append(f"{label} {DEFAULT_VALUES[name]:g}{unit}")
             if name == "pixel_size":
                 log.warning("%s: no pixel size in the MRC header or metadata; assumed %g Å (give --pixel_size)",
                             path, DEFAULT_VALUES[name])

@@ -173,7 +173,7 @@ def read_volume(path, check_finite=True, return_header=False, negate=False):
 
 
 def read_sample(path, max_voxels=1 << 22):
-    """Every ``step``-th voxel along each axis of the central half (in Z) of a volume, as float32.
+    """Every ``step``-th voxel along each axis of a volume, as float32 ``[z, y, x]``.
 
     ``step`` is the smallest that keeps at most ``max_voxels`` voxels; the file
     is memory-mapped, so a large tomogram is not read whole. Used for cheap
@@ -181,7 +181,7 @@ def read_sample(path, max_voxels=1 << 22):
 
     Returns
     -------
-    ndarray of float32, shape about (nz / 2 / step, ny / step, nx / step)
+    ndarray of float32, shape about (nz / step, ny / step, nx / step)
     """
     path = os.fspath(path)
     read_header(path)
@@ -189,12 +189,10 @@ def read_sample(path, max_voxels=1 << 22):
         warnings.simplefilter("ignore")
         with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
             data = mrc.data
-            nz = data.shape[0]
-            central = data[nz // 4: nz - nz // 4] if nz >= 4 else data
             step = 1
-            while np.prod([-(-n // step) for n in central.shape]) > max_voxels:
+            while np.prod([-(-n // step) for n in data.shape]) > max_voxels:
                 step += 1
-            return np.array(central[::step, ::step, ::step], dtype=np.float32)
+            return np.array(data[::step, ::step, ::step], dtype=np.float32)
 
 
 def _writable_float32(data):

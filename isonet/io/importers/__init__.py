@@ -11,9 +11,9 @@ between these values, the MRC header and the user's options.
 
 from dataclasses import dataclass, field
 
-#: The values a record may carry, in the order the log reports them, with their units.
-FIELDS = (("pixel_size", "Å"), ("tilt_min", "°"), ("tilt_max", "°"), ("defocus", "Å"), ("voltage", "kV"),
-          ("cs", "mm"), ("amplitude_contrast", ""))
+#: The values a record may carry, in the order the log reports them, with their units as printed after a number.
+FIELDS = (("pixel_size", " Å"), ("tilt_min", "°"), ("tilt_max", "°"), ("defocus", " Å"), ("voltage", " kV"),
+          ("cs", " mm"), ("amplitude_contrast", ""))
 
 
 @dataclass
