@@ -122,7 +122,7 @@ def _settle(record, given):
             if name == "pixel_size" and header_pixel > 0 and _differ(given[name], header_pixel):
                 log.warning("%s: --pixel_size %g Å differs from the MRC header's %g Å; using %g Å", path,
                             given[name], header_pixel, given[name])
-            said.append(f"{label} {given[name]:g}{unit} (given)")
+            said.append(("given", f"{label} {given[name]:g}{unit}"))
         elif name == "pixel_size" and header_pixel > 0:
             values[name] = header_pixel
             if found is not None and _differ(found, header_pixel):
@@ -131,17 +131,20 @@ def _settle(record, given):
             if header_pixel == 1.0:
                 log.warning("%s: the MRC header gives a pixel size of 1 Å, often a placeholder; give --pixel_size "
                             "if it is not the real one", path)
-            said.append(f"pixel size {header_pixel:g} Å (MRC header)")
+            said.append(("MRC header", f"pixel size {header_pixel:g} Å"))
         elif found is not None:
             values[name] = found
-            said.append(f"{label} {found:g}{unit} ({source})")
+            said.append((source, f"{label} {found:g}{unit}"))
         else:
             values[name] = DEFAULT_VALUES[name]
             assumed.append(f"{label} {DEFAULT_VALUES[name]:g}{unit}")
             if name == "pixel_size":
                 log.warning("%s: no pixel size in the MRC header or metadata; assumed %g Å (give --pixel_size)",
                             path, DEFAULT_VALUES[name])
-    log.info("%s: %s", path, "; ".join(said) if said else "nothing read")
+    groups = {}
+    for source, text in said:
+        groups.setdefault(source, []).append(text)
+    log.info("%s: %s", path, "; ".join(f"{', '.join(texts)} ({source})" for source, texts in groups.items()))
     if assumed:
         log.info("%s: assumed (not given, not found): %s", path, ", ".join(assumed))
     check_tilt_range(values["tilt_min"], values["tilt_max"], f"{path}: tilt range")

@@ -81,7 +81,8 @@ def test_relion5_values_land_in_tomograms_star(tmp_path, monkeypatch, caplog):
     # TS_14: 1.35 Å x binning 8 = 10.8 Å in the STAR, 10.52 Å in the header: a warning naming both
     assert "pixel size 10.8 Å from tomograms.star (rlnTomoTiltSeriesPixelSize 1.35 x rlnTomoTomogramBinning 8) " \
            "differs from the MRC header's 10.52 Å" in text
-    assert "tilt min -59° (TS_14.star (rlnTomoNominalStageTiltAngle of 39 images))" in text
+    assert "tilt min -59°, tilt max 55° (TS_14.star (rlnTomoNominalStageTiltAngle of 39 images))" in text
+    assert "voltage 200 kV, cs 2 mm, amplitude contrast 0.07 (tomograms.star)" in text
     assert "defocus 41900 Å (TS_14.star (rlnDefocusU/V at 1°))" in text
     assert "assumed" not in text
     assert "bright density, as the intensities suggest" in text

@@ -129,7 +129,7 @@ def read_relion5(star_file):
                        f"rlnTomoTomogramBinning {binning:g})")
         for label, field in OPTICS_LABELS.items():
             if label in table.columns:
-                record.set(field, row[label], f"{base} ({label})")
+                record.set(field, row[label], base)
         if "rlnTomoTiltSeriesStarFile" in table.columns and not is_empty(row["rlnTomoTiltSeriesStarFile"]):
             series = locate(row["rlnTomoTiltSeriesStarFile"], star_file)
             angles, defocus, lowest = read_tilt_series(series, name)
