@@ -187,8 +187,14 @@ def read_sample(path, max_voxels=1 << 22):
     read_header(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
+        try:
+            mrc = mrcfile.mmap(path, mode="r", permissive=True)
+        except Exception as exc:  # mrcfile raises ValueError, OSError, struct errors...
+            raise IsonetError(f"{path}: not a readable MRC file ({exc})") from exc
+        with mrc:
             data = mrc.data
+            if data is None or data.ndim != 3:
+                raise IsonetError(f"{path}: expected a 3-D volume")
             step = 1
             while np.prod([-(-n // step) for n in data.shape]) > max_voxels:
                 step += 1
