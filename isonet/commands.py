@@ -20,6 +20,11 @@ METHODS = ("isonet", "isonet2")
 #: Specimens of ``simulate`` (isonet.simulate.phantom).
 SCENES = ("cell", "cytosol", "membranes", "filaments", "sparse")
 
+#: Pixel size (Å) assumed when neither the user nor the files give one (IsoNet 1's default).
+DEFAULT_PIXEL_SIZE = 10.0
+#: Microscope optics assumed when neither the user nor tomograms.star give them: kV, mm, fraction.
+DEFAULT_OPTICS = dict(voltage=300.0, cs=2.7, amplitude_contrast=0.07)
+
 #: Options of every command, handled by the command line before the command's own options.
 COMMON = (
     Param("log_level", "choice", "info", "Logging detail (debug also prints tracebacks).",
@@ -41,7 +46,7 @@ def _star(help_text):
 _TOMO_IDX = Param("tomo_idx", "index_list", None, "rlnIndex values to use, e.g. 1,3-5.", default_text="all")
 _USE_DECONV = Param("use_deconv_tomo", "bool", True,
                     "Use the deconvolved tomogram (rlnDeconvTomoName) where the STAR file lists one.")
-_PIXEL = Param("pixel_size", "float", 10.0, "Pixel size written for every file (about 10 Å is recommended).",
+_PIXEL = Param("pixel_size", "float", DEFAULT_PIXEL_SIZE, "Pixel size written for every file (about 10 Å is recommended).",
                unit="Å", range="> 0")
 _HEADER_PIXEL = Param("pixel_size", "float", None, "Pixel size.", unit="Å", range="> 0",
                       default_text="from the header")
@@ -54,22 +59,48 @@ _GUARD = Param("guard_band", "float", 5.0, "Degrees on either side of each wedge
 _GPU = Param("gpuID", "gpu_ids", None, "GPU ids, e.g. 0,1 (several GPUs share each batch); -1 for the CPU.",
              default_text="all GPUs, else the CPU with a warning")
 
+def _from_metadata(param, default, source="the metadata"):
+    """A prepare_star option whose default is read from the files, else ``default``."""
+    return Param(param.name, param.kind, None, param.help, unit=param.unit, range=param.range,
+                 default_text=f"from {source}, else {default}")
+
+
 PREPARE_STAR = CommandSpec(
-    "prepare_star", "Make tomograms.star listing every tomogram (.mrc/.rec) of a folder.",
-    "Make tomograms.star listing every tomogram (.mrc/.rec) of a folder, sorted by name. Every file's MRC "
-    "header is checked (a file that is not an MRC volume is refused).",
-    (Param("folder_name", "text", required=True, help="Folder holding the tomograms (.mrc or .rec)."),
+    "prepare_star", "Make tomograms.star from a folder of tomograms or a RELION 5 project, reading their metadata.",
+    "Make tomograms.star listing every tomogram (.mrc/.rec) of a folder, sorted by name, or every reconstructed "
+    "tomogram of a RELION 5 tomograms.star (--relion5). Values not given are read: the pixel size from the MRC "
+    "header; tilt range, defocus of the lowest tilt, voltage, Cs and amplitude contrast from RELION 5's STAR "
+    "files, or from IMOD .tlt, ctfplotter .defocus, AreTomo .aln and Warp .xml files named after each tomogram "
+    "(beside it, in the folder above, or in --metadata_folder). Half tomograms are paired by name (_EVN/_ODD, "
+    "_even/_odd, even/ and odd/ folders) unless --even/--odd are given. The log says where each value came "
+    "from and which were assumed; conflicts are warnings naming both values. The density sign is estimated and "
+    "a disagreement with --bright_density is a warning. Every file's MRC header is checked first.",
+    (Param("folder_name", "text", None, "Folder holding the tomograms (.mrc or .rec); not with --relion5.",
+           positional=True),
      Param("output_star", "text", "tomograms.star", "STAR file written."),
-     _PIXEL,
-     Param("defocus", "float", 0.0, "Defocus at 0° tilt (underfocus positive), for every tomogram; 0 skips deconv.",
-           unit="Å", range=">= 0"),
+     Param("relion5", "text", None, "RELION 5 tomograms.star (of a Reconstruct tomograms job) to read the "
+           "tomograms, halves, pixel size, optics, tilts and defocus from.", default_text="none"),
+     Param("metadata_folder", "text", None, "Folder of the .tlt/.aln/.xml/.defocus files named after the "
+           "tomograms.", default_text="the tomogram folder, then the folder above"),
+     _from_metadata(_HEADER_PIXEL, "10 Å", "the MRC header, else the metadata"),
+     _from_metadata(Param("defocus", "float", None, "Defocus at 0° tilt (underfocus positive), for every "
+                          "tomogram; 0 skips deconv.", unit="Å", range=">= 0"), "0"),
      Param("number_subtomos", "int", 100, "Subtomograms to extract from each tomogram.", range=">= 1"),
-     _tilt("min", -60.0), _tilt("max", 60.0),
+     _from_metadata(_tilt("min", None), "-60°"), _from_metadata(_tilt("max", None), "60°"),
+     _from_metadata(Param("voltage", "float", None, "Acceleration voltage (rlnVoltage).", unit="kV", range="> 0"),
+                    "300 kV"),
+     _from_metadata(Param("cs", "float", None, "Spherical aberration (rlnSphericalAberration).", unit="mm",
+                          range=">= 0"), "2.7 mm"),
+     _from_metadata(Param("amplitude_contrast", "float", None, "Amplitude contrast fraction (rlnAmplitudeContrast).",
+                          range="[0, 1]"), "0.07"),
+     Param("bright_density", "bool", False, "Dense matter is bright (high values) in these tomograms, e.g. "
+           "contrast-inverted ones (rlnBrightDensity 1); every step then reads them negated, and predict writes "
+           "its output with the input's sign."),
      Param("even", "text", None, "Folder or quoted glob pattern of the even half tomograms, matched to the "
            "tomograms by file name (tomo_01_even.mrc or even/tomo_01.mrc for tomo_01.mrc); listed as "
-           "rlnTomoReconstructedTomogramHalf1. Needs --odd.", default_text="none"),
+           "rlnTomoReconstructedTomogramHalf1. Needs --odd.", default_text="paired by name"),
      Param("odd", "text", None, "Folder or glob pattern of the odd half tomograms "
-           "(rlnTomoReconstructedTomogramHalf2).", default_text="none")),
+           "(rlnTomoReconstructedTomogramHalf2).", default_text="paired by name")),
     "isonet.prepare:prepare_star")
 
 PREPARE_SUBTOMO_STAR = CommandSpec(
@@ -95,8 +126,12 @@ DECONV = CommandSpec(
     "with rlnDefocus 0 are skipped.",
     (_star("Tomogram STAR file (needs rlnDefocus in Å)."),
      Param("deconv_folder", "text", "./deconv", "Output folder (same file names as the inputs)."),
-     Param("voltage", "float", 300.0, "Acceleration voltage.", unit="kV", range="> 0"),
-     Param("cs", "float", 2.7, "Spherical aberration.", unit="mm", range=">= 0"),
+     Param("voltage", "float", None, "Acceleration voltage; written into the STAR.", unit="kV", range="> 0",
+           default_text="the STAR's rlnVoltage, else 300 kV"),
+     Param("cs", "float", None, "Spherical aberration; written into the STAR.", unit="mm", range=">= 0",
+           default_text="the STAR's rlnSphericalAberration, else 2.7 mm"),
+     Param("amplitude_contrast", "float", None, "Amplitude contrast fraction; written into the STAR.",
+           range="[0, 1]", default_text="the STAR's rlnAmplitudeContrast, else 0.07"),
      Param("snrfalloff", "float", None, "How fast the modelled SNR falls with frequency; written into the STAR.",
            range=">= 0", default_text="the STAR's rlnSnrFalloff, else 1.0"),
      Param("deconvstrength", "float", None, "log10 of the SNR at low frequency; written into the STAR.",

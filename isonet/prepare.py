@@ -6,16 +6,26 @@ import os
 
 import pandas as pd
 
-from isonet.commands import PREPARE_STAR, PREPARE_SUBTOMO_STAR
+from isonet.commands import DEFAULT_OPTICS, DEFAULT_PIXEL_SIZE, PREPARE_STAR, PREPARE_SUBTOMO_STAR
 from isonet.errors import IsonetError, UsageError
+from isonet.io.importers import FIELDS
+from isonet.io.importers.folder import owner_root, pair_halves, read_folder_metadata
+from isonet.io.importers.relion5 import read_relion5
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header
 from isonet.io.paths import check_output_file, file_root
-from isonet.io.star import HALF_TOMOGRAM_LABELS, check_tilt_range, write_star
+from isonet.io.star import (BRIGHT_DENSITY_LABEL, DEFAULT_TILT_RANGE, HALF_TOMOGRAM_LABELS, OPTICS_LABELS,
+                            check_tilt_range, write_star)
+from isonet.preprocess.contrast import check_density_sign
 
 log = logging.getLogger("isonet")
 
 TOMOGRAM_EXTENSIONS = (".mrc", ".rec")
+#: Fields of the optics columns (:data:`isonet.io.star.OPTICS_LABELS`, same order).
+OPTICS_FIELDS = ("voltage", "cs", "amplitude_contrast")
+#: Values assumed for a tomogram when neither the user, the header nor its metadata give one.
+DEFAULT_VALUES = dict(pixel_size=DEFAULT_PIXEL_SIZE, tilt_min=DEFAULT_TILT_RANGE[0], tilt_max=DEFAULT_TILT_RANGE[1],
+                      defocus=0.0, **DEFAULT_OPTICS)
 
 
 def list_tomograms(folder):
@@ -62,11 +72,9 @@ def match_halves(tomograms, halves, option):
     roots = [file_root(p) for p in tomograms]
     found = {}
     for half in halves:
-        name = file_root(half)
-        owners = [r for r in roots if name == r or any(name.startswith(r + s) for s in "_-.")]
-        if not owners:
+        owner = owner_root(file_root(half), roots)
+        if owner is None:
             continue
-        owner = max(owners, key=len)
         if owner in found:
             raise IsonetError(f"{option}: {found[owner]} and {half} both match tomogram {owner}")
         found[owner] = half
@@ -77,21 +85,129 @@ def match_halves(tomograms, halves, option):
     return [found[r] for r in roots]
 
 
-@PREPARE_STAR.implements
-def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, even, odd):
-    """Write a tomograms.star with one row per tomogram of ``folder_name``.
+#: Relative difference between two pixel sizes (or other values) reported as a conflict.
+CONFLICT_TOLERANCE = 0.005
 
-    Columns: rlnIndex (1..N), rlnMicrographName, rlnPixelSize (Å), rlnDefocus
-    (Å), rlnNumberSubtomo, rlnMaskBoundary (None), rlnTiltMin, rlnTiltMax
-    (degrees); with ``even`` and ``odd`` also rlnTomoReconstructedTomogramHalf1
-    (even) and rlnTomoReconstructedTomogramHalf2 (odd), RELION 5's labels,
-    matched to the tomograms by name (:func:`match_halves`). Only the MRC
-    headers are read (a file that is not an MRC volume is refused).
+
+def _differ(a, b):
+    return abs(a - b) > CONFLICT_TOLERANCE * max(abs(a), abs(b), 1e-9)
+
+
+def _settle(record, given):
+    """The values written for one tomogram: given options, else the header (pixel size), else the
+    metadata, else the defaults; logs where each value came from and warns on conflicts.
 
     Parameters
     ----------
-    folder_name : str
-    output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, even, odd
+    record : isonet.io.importers.TomogramRecord
+    given : dict
+        Field -> value typed by the user (None if not given).
+
+    Returns
+    -------
+    dict
+        Field -> value for every field of :data:`isonet.io.importers.FIELDS`.
+    """
+    path = record.path
+    header_pixel = read_header(path).voxel_size[0]
+    values, said, assumed = {}, [], []
+    for name, unit in FIELDS:
+        label = name.replace("_", " ")
+        found, source = getattr(record, name), record.sources.get(name)
+        if given[name] is not None:
+            values[name] = given[name]
+            if found is not None and _differ(given[name], found):
+                log.warning("%s: --%s %g%s differs from %g%s read from %s; using %g%s", path, name, given[name],
+                            unit, found, unit, source, given[name], unit)
+            if name == "pixel_size" and header_pixel > 0 and _differ(given[name], header_pixel):
+                log.warning("%s: --pixel_size %g Å differs from the MRC header's %g Å; using %g Å", path,
+                            given[name], header_pixel, given[name])
+            said.append(("given", f"{label} {given[name]:g}{unit}"))
+        elif name == "pixel_size" and header_pixel > 0:
+            values[name] = header_pixel
+            if found is not None and _differ(found, header_pixel):
+                log.warning("%s: pixel size %g Å from %s differs from the MRC header's %g Å; using the header's "
+                            "(or give --pixel_size)", path, found, source, header_pixel)
+            if header_pixel == 1.0:
+                log.warning("%s: the MRC header gives a pixel size of 1 Å, often a placeholder; give --pixel_size "
+                            "if it is not the real one", path)
+            said.append(("MRC header", f"pixel size {header_pixel:g} Å"))
+        elif found is not None:
+            values[name] = found
+            said.append((source, f"{label} {found:g}{unit}"))
+        else:
+            values[name] = DEFAULT_VALUES[name]
+            assumed.append(f"{label} {DEFAULT_VALUES[name]:g}{unit}")
+            if name == "pixel_size":
+                log.warning("%s: no pixel size in the MRC header or metadata; assumed %g Å (give --pixel_size)",
+                            path, DEFAULT_VALUES[name])
+    groups = {}
+    for source, text in said:
+        groups.setdefault(source, []).append(text)
+    log.info("%s: %s", path, "; ".join(f"{', '.join(texts)} ({source})" for source, texts in groups.items()))
+    if assumed:
+        log.info("%s: assumed (not given, not found): %s", path, ", ".join(assumed))
+    check_tilt_range(values["tilt_min"], values["tilt_max"], f"{path}: tilt range")
+    return values
+
+
+def _folder_records(folder_name, metadata_folder, even, odd):
+    """Records of the tomograms of ``folder_name``: metadata files found beside them (or in
+    ``metadata_folder``) and their halves (``even``/``odd``, else paired by name)."""
+    paths = list_tomograms(folder_name)
+    automatic = {}
+    if even is None:
+        paths, automatic = pair_halves(paths)
+    folders = [metadata_folder] if metadata_folder is not None else \
+        [folder_name, os.path.dirname(os.path.abspath(folder_name))]
+    if metadata_folder is not None and not os.path.isdir(metadata_folder):
+        raise IsonetError(f"--metadata_folder {metadata_folder}: folder not found")
+    records = [read_folder_metadata(path, folders) for path in paths]
+    if even is not None:
+        pairs = zip(*[match_halves(paths, list_half_tomograms(where), option)
+                      for where, option in ((even, "--even"), (odd, "--odd"))])
+        for record, pair in zip(records, pairs):
+            record.halves = tuple(pair)
+    elif automatic:
+        for record in records:
+            record.halves = automatic[record.path]
+        log.info("Half tomograms paired by name: %s", "; ".join(
+            f"{record.path} <- {', '.join(record.halves)}" for record in records))
+    return records
+
+
+@PREPARE_STAR.implements
+def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, even, odd,
+                 relion5, metadata_folder, voltage, cs, amplitude_contrast, bright_density):
+    """Write a tomograms.star with one row per tomogram of ``folder_name`` or of a RELION 5 project.
+
+    Columns: rlnIndex (1..N), rlnMicrographName, rlnPixelSize (Å), rlnDefocus
+    (Å), rlnNumberSubtomo, rlnMaskBoundary (None), rlnTiltMin, rlnTiltMax
+    (degrees), rlnVoltage (kV), rlnSphericalAberration (mm),
+    rlnAmplitudeContrast, rlnBrightDensity (0 dark, 1 bright); with half
+    tomograms also rlnTomoReconstructedTomogramHalf1 (even) and
+    rlnTomoReconstructedTomogramHalf2 (odd), RELION 5's labels.
+
+    Each value is the one given here, else (pixel size) the MRC header's, else
+    the one read from the metadata of the tomogram (:mod:`isonet.io.importers`:
+    RELION 5 STAR files with ``relion5``; otherwise IMOD ``.tlt``, ctfplotter
+    ``.defocus``, AreTomo ``.aln`` and Warp ``.xml`` files beside the tomogram
+    or in ``metadata_folder``), else the default (10 Å, ±60°, defocus 0, 300 kV,
+    2.7 mm, 0.07). The log says where every value came from and which were
+    assumed; a given value or header that contradicts the metadata is a
+    warning naming both. Halves come from ``even``/``odd`` (matched by name,
+    :func:`match_halves`), from RELION's STAR, or are paired by name
+    (:func:`isonet.io.importers.folder.pair_halves`). The density sign of every
+    tomogram is estimated (:mod:`isonet.preprocess.contrast`) and a
+    disagreement with ``bright_density`` is a warning. Every file is checked
+    before the STAR is written.
+
+    Parameters
+    ----------
+    folder_name : str or None
+        Folder of the tomograms (.mrc/.rec); None with ``relion5``.
+    output_star, pixel_size, defocus, number_subtomos, tilt_min, tilt_max, even, odd, relion5, metadata_folder,
+    voltage, cs, amplitude_contrast, bright_density
         Settings of :data:`isonet.commands.PREPARE_STAR` (defaults and ranges there).
 
     Returns
@@ -99,30 +215,50 @@ def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos,
     pandas.DataFrame
         The table written.
     """
-    check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
+    if tilt_min is not None and tilt_max is not None:
+        check_tilt_range(tilt_min, tilt_max, "--tilt_min/--tilt_max", error=UsageError)
     if (even is None) != (odd is None):
         raise UsageError("--even and --odd: give both half-tomogram sets, or neither")
-    paths = list_tomograms(folder_name)
-    halves = [] if even is None else [match_halves(paths, list_half_tomograms(where), option)
-                                      for where, option in ((even, "--even"), (odd, "--odd"))]
-    for path in paths + [p for half in halves for p in half]:
-        read_header(path)
+    if relion5 is not None:
+        if folder_name is not None or even is not None or metadata_folder is not None:
+            raise UsageError("--relion5: give the RELION 5 tomograms.star alone (not with FOLDER_NAME, --even/--odd "
+                             "or --metadata_folder)")
+        records = read_relion5(relion5)
+        log.info("Read %d tomogram(s) from the RELION 5 project file %s", len(records), relion5)
+    elif folder_name is None:
+        raise UsageError("prepare_star: missing argument FOLDER_NAME (or --relion5 with a RELION 5 tomograms.star)")
+    else:
+        records = _folder_records(folder_name, metadata_folder, even, odd)
+    given = dict(pixel_size=pixel_size, tilt_min=tilt_min, tilt_max=tilt_max, defocus=defocus, voltage=voltage,
+                 cs=cs, amplitude_contrast=amplitude_contrast)
+    for record in records:
+        for path in (record.path,) + tuple(record.halves):
+            read_header(path)
+    values = [_settle(record, given) for record in records]
     check_output_file(output_star, "--output_star")
+    for record in records:
+        check_density_sign(record.path, bright_density)
     table = pd.DataFrame({
-        "rlnIndex": range(1, len(paths) + 1),
-        "rlnMicrographName": paths,
-        "rlnPixelSize": float(pixel_size),
-        "rlnDefocus": float(defocus),
+        "rlnIndex": range(1, len(records) + 1),
+        "rlnMicrographName": [record.path for record in records],
+        "rlnPixelSize": [v["pixel_size"] for v in values],
+        "rlnDefocus": [v["defocus"] for v in values],
         "rlnNumberSubtomo": int(number_subtomos),
-        "rlnMaskBoundary": pd.Series([None] * len(paths), dtype=object),
-        "rlnTiltMin": float(tilt_min),
-        "rlnTiltMax": float(tilt_max),
+        "rlnMaskBoundary": pd.Series([None] * len(records), dtype=object),
+        "rlnTiltMin": [v["tilt_min"] for v in values],
+        "rlnTiltMax": [v["tilt_max"] for v in values],
+        **{label: [v[name] for v in values] for label, name in zip(OPTICS_LABELS, OPTICS_FIELDS)},
+        BRIGHT_DENSITY_LABEL: int(bool(bright_density)),
     })
-    for label, half_paths in zip(HALF_TOMOGRAM_LABELS, halves):
-        table[label] = half_paths
+    if all(record.halves for record in records):
+        for label, half in zip(HALF_TOMOGRAM_LABELS, zip(*[record.halves for record in records])):
+            table[label] = list(half)
+    elif any(record.halves for record in records):
+        log.warning("half tomograms listed for only some tomograms: halves not used")
     with output_lock(output_star):
         write_star(table, output_star)
-    log.info("Wrote %s with %d tomogram(s)%s", output_star, len(paths), " and their halves" if halves else "")
+    log.info("Wrote %s with %d tomogram(s)%s", output_star, len(records),
+             " and their halves" if HALF_TOMOGRAM_LABELS[0] in table.columns else "")
     return table
 
 

@@ -10,7 +10,9 @@ import pytest
 import isonet  # noqa: F401  (sets TensorFlow's CPU defaults before any test imports it)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_REAL = os.path.join(os.path.dirname(REPO), "shared", "data", "real")
+#: The two real tomogram crops (8-bit copies, see tests/data/real/README.md) and the metadata fixtures.
+REAL_DATA = os.path.join(REPO, "tests", "data", "real")
+DATA = os.path.join(REPO, "tests", "data")
 
 
 @pytest.fixture
@@ -20,10 +22,8 @@ def rng():
 
 @pytest.fixture
 def real_data_dir():
-    """Folder of the real tomogram crops (../shared/data/real); skips the test if absent."""
-    if not os.path.isfile(os.path.join(SHARED_REAL, "mt13pf_crop.mrc")):
-        pytest.skip("../shared/data/real is not available")
-    return SHARED_REAL
+    """Folder of the real tomogram crops (tests/data/real: mt13pf_crop.mrc, mt14pf_crop.mrc; bright density)."""
+    return REAL_DATA
 
 
 def run_cli(*args, cwd=None, timeout=600):

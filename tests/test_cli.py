@@ -39,8 +39,12 @@ def test_every_parameter_of_every_command_is_documented_with_its_default_once():
 def test_command_help_shows_defaults_and_meaning():
     result = run_cli("prepare_star", "--help")
     assert result.returncode == 0
-    assert re.search(r"--pixel_size\s+Pixel size .*\(default: 10\.0 Å; > 0\)", result.stdout)
-    assert re.search(r"--tilt_min\s+.*\(default: -60\.0 degrees; \[-90, 90\]\)", result.stdout)
+    assert re.search(r"--pixel_size\s+Pixel size.*\(default: from the MRC header, else the metadata, else 10 Å; > 0\)",
+                     result.stdout)
+    assert re.search(r"--tilt_min\s+.*\(default: from the metadata, else -60°; \[-90, 90\]\)", result.stdout)
+    subtomo = run_cli("prepare_subtomo_star", "--help").stdout
+    assert re.search(r"--pixel_size\s+Pixel size .*\(default: 10\.0 Å; > 0\)", subtomo)
+    assert re.search(r"--tilt_min\s+.*\(default: -60\.0 degrees; \[-90, 90\]\)", subtomo)
     assert "FOLDER_NAME" in result.stdout and "--log_level" in result.stdout
     iterations = [line for line in run_cli("refine", "--help").stdout.splitlines() if line.startswith("  --iterations ")]
     assert iterations == ["  --iterations             Number of refinement iterations. (default: 30; >= 1)"]

@@ -18,15 +18,16 @@ from isonet.preprocess.mask import bin2, boundary_region, local_std, make_mask
 SHAPE = (48, 64, 64)
 
 
-def write_imod_model(path, contours, extra_chunks=()):
+def write_imod_model(path, contours, extra_chunks=(), flags=0):
     """A binary IMOD model (binspec V1.2, big-endian) with one object holding ``contours``.
 
     ``extra_chunks``: (id, payload) pairs written before IEOF as sized chunks,
     plus a MESH chunk, to check that readers skip what they do not use.
+    ``flags``: the model flags (uint32 at byte 144 of the header; bit 16: saved Y/Z flipped).
     """
     header = bytearray(232)
     header[:9] = b"test.mod\0"
-    struct.pack_into(">iiii", header, 128, 64, 64, 48, 1)  # xmax ymax zmax objsize
+    struct.pack_into(">iiiiI", header, 128, 64, 64, 48, 1, flags)  # xmax ymax zmax objsize flags
     struct.pack_into(">fff", header, 176, 1.0, 1.0, 1.0)  # scales
     obj = bytearray(176)
     struct.pack_into(">i", obj, 128, len(contours))  # contsize after name[64] and extra[16 ints]
@@ -123,6 +124,24 @@ def test_polygon_from_imod_model(tmp_path, phantom):
     assert mask[interior].all()
     assert not mask[:10].any() and not mask[40:].any()
     assert not mask[:, :16].any() and not mask[:, 42:].any() and not mask[:, :, :16].any() and not mask[:, :, 50:].any()
+
+
+def test_model_saved_flipped_is_flipped_back(tmp_path, phantom):
+    """A model saved on the Y/Z-flipped view stores (x, z, y); with flag bit 16 set it must give the same
+    points and mask as the unflipped model, and the same numbers without the flag must not."""
+    volume, _ = phantom
+    plain, flipped, unflagged = tmp_path / "plain.mod", tmp_path / "flipped.mod", tmp_path / "unflagged.mod"
+    swapped = [[[x, z, y] for x, y, z in contour] for contour in (SQUARE, Z_RANGE)]
+    write_imod_model(plain, [SQUARE, Z_RANGE])
+    write_imod_model(flipped, swapped, flags=1 << 16 | 1 << 15)
+    write_imod_model(unflagged, swapped, flags=1 << 15)
+    np.testing.assert_array_equal(read_mod_points(flipped), np.array(SQUARE + Z_RANGE, dtype=float))
+    np.testing.assert_array_equal(read_mod_points(unflagged), np.array(swapped[0] + swapped[1], dtype=float))
+    masks = [make_mask(volume, density_percentage=100, std_percentage=100, boundary_points=read_mod_points(m))
+             for m in (plain, flipped, unflagged)]
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert masks[0][_expected_square_mask()].all()
+    assert not np.array_equal(masks[0], masks[2])
 
 
 def test_point_file_gives_same_mask_as_model(tmp_path, phantom):

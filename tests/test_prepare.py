@@ -24,7 +24,8 @@ def test_prepare_star_cli_writes_documented_columns(tmp_path):
     assert result.returncode == 0, result.stderr
     table = starfile.read(tmp_path / "tomograms.star")
     assert list(table.columns) == ["rlnIndex", "rlnMicrographName", "rlnPixelSize", "rlnDefocus",
-                                   "rlnNumberSubtomo", "rlnMaskBoundary", "rlnTiltMin", "rlnTiltMax"]
+                                   "rlnNumberSubtomo", "rlnMaskBoundary", "rlnTiltMin", "rlnTiltMax", "rlnVoltage",
+                                   "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnBrightDensity"]
     assert list(table["rlnIndex"]) == [1, 2]
     assert list(table["rlnMicrographName"]) == ["tomos/a.mrc", "tomos/b.rec"]  # sorted, .mrc/.rec only
     assert list(table["rlnPixelSize"]) == [10.8, 10.8]
@@ -32,6 +33,11 @@ def test_prepare_star_cli_writes_documented_columns(tmp_path):
     assert list(table["rlnNumberSubtomo"]) == [30, 30]
     assert list(table["rlnMaskBoundary"]) == ["None", "None"]
     assert list(table["rlnTiltMin"]) == [-50.0, -50.0] and list(table["rlnTiltMax"]) == [66.0, 66.0]
+    assert list(table["rlnVoltage"]) == [300.0, 300.0] and list(table["rlnSphericalAberration"]) == [2.7, 2.7]
+    assert list(table["rlnAmplitudeContrast"]) == [0.07, 0.07] and list(table["rlnBrightDensity"]) == [0, 0]
+    log = (tmp_path / "isonet.log").read_text()
+    assert "--pixel_size 10.8 Å differs from the MRC header's 1 Å; using 10.8 Å" in log
+    assert "assumed (not given, not found): voltage 300 kV, cs 2.7 mm, amplitude contrast 0.07" in log
     assert (tmp_path / "isonet.log").read_text().count("Wrote tomograms.star with 2 tomogram(s)") == 1
 
 

@@ -1,4 +1,4 @@
-"""Conventions checked on real tomograms (../shared/data/real): axis order and the wedge mask.
+"""Conventions checked on real tomograms (tests/data/real): axis order, the wedge mask, the density sign.
 
 The crops are real reconstructions (tilt axis Y, about +-60 degrees): their Fourier power must be
 low where isonet.wedge says the missing wedge is, and the same mask placed as if the tilt axis were X
@@ -10,7 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from isonet.io.mrc import read_volume
+from isonet.io.mrc import read_sample, read_volume
+from isonet.preprocess.contrast import UNDECIDED_SKEW, estimate_bright_density
 from isonet.wedge import measured_mask
 
 
@@ -37,3 +38,17 @@ def test_wedge_mask_matches_real_tomograms(real_data_dir, name):
     as_if_tilted_about_x = _log_power_contrast(np.ascontiguousarray(volume.transpose(0, 2, 1)))
     assert contrast > 2.0  # measured region carries > 7x the power of the wedge
     assert contrast > 2 * as_if_tilted_about_x
+
+
+@pytest.mark.parametrize("name", ["mt13pf_crop.mrc", "mt14pf_crop.mrc"])
+def test_density_sign_of_real_tomograms_is_bright(real_data_dir, name):
+    """The crops are contrast-inverted (bright density): the estimate says so, and says dark once negated."""
+    path = os.path.join(real_data_dir, name)
+    bright, skew = estimate_bright_density(read_volume(path))
+    assert bright is True and skew > 3 * UNDECIDED_SKEW
+    assert estimate_bright_density(-read_volume(path)) == (False, pytest.approx(-skew, abs=1e-6))
+    assert estimate_bright_density(read_sample(path))[0] is True  # the cheap sample prepare_star uses
+
+
+def test_density_sign_of_pure_noise_is_undecided(rng):
+    assert estimate_bright_density(rng.standard_normal((24, 48, 48)))[0] is None

@@ -257,6 +257,7 @@ def test_cli_writes_tomograms_ground_truth_tilts_and_star(tmp_path):
     table = read_star(star)
     assert list(table.columns) == ["rlnIndex", "rlnMicrographName", "rlnPixelSize", "rlnDefocus",
                                    "rlnNumberSubtomo", "rlnMaskBoundary", "rlnTiltMin", "rlnTiltMax",
+                                   "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnBrightDensity",
                                    "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2"]
     assert list(table["rlnIndex"]) == [1, 2]
     assert list(table["rlnMicrographName"]) == ["tomograms/tomo_01.mrc", "tomograms/tomo_02.mrc"]
@@ -265,6 +266,8 @@ def test_cli_writes_tomograms_ground_truth_tilts_and_star(tmp_path):
             f"tomograms_half{half}/tomo_01.mrc", f"tomograms_half{half}/tomo_02.mrc"]
     assert list(table["rlnPixelSize"]) == [12.5, 12.5] and list(table["rlnDefocus"]) == [25000.0] * 2
     assert list(table["rlnNumberSubtomo"]) == [7, 7] and list(table["rlnMaskBoundary"]) == [None, None]
+    assert list(table["rlnVoltage"]) == [300.0] * 2 and list(table["rlnAmplitudeContrast"]) == [0.07] * 2
+    assert list(table["rlnBrightDensity"]) == [0, 0]  # simulated tomograms have dark density
     # The last tilt on the 3-degree grid is 64, and that is what the STAR says.
     assert list(table["rlnTiltMin"]) == [-50.0] * 2 and list(table["rlnTiltMax"]) == [64.0] * 2
     for index in (1, 2):

@@ -123,7 +123,7 @@ def read_header(path):
     return header
 
 
-def read_volume(path, check_finite=True, return_header=False):
+def read_volume(path, check_finite=True, return_header=False, negate=False):
     """Read a 3-D MRC volume as float32, indexed ``[z, y, x]``.
 
     Parameters
@@ -134,6 +134,9 @@ def read_volume(path, check_finite=True, return_header=False):
         Reject volumes containing NaN or Inf.
     return_header : bool
         Also return the :class:`VolumeHeader`.
+    negate : bool
+        Return ``-volume``: bright-density tomograms are read as dark density
+        (``rlnBrightDensity``, see :func:`isonet.io.star.bright_density`).
 
     Returns
     -------
@@ -164,7 +167,38 @@ def read_volume(path, check_finite=True, return_header=False):
     if check_finite and not np.isfinite(volume).all():
         bad = int(np.size(volume) - np.count_nonzero(np.isfinite(volume)))
         raise IsonetError(f"{path}: volume contains {bad} NaN or Inf values")
+    if negate:
+        np.negative(volume, out=volume)
     return (volume, header) if return_header else volume
+
+
+def read_sample(path, max_voxels=1 << 22):
+    """Every ``step``-th voxel along each axis of a volume, as float32 ``[z, y, x]``.
+
+    ``step`` is the smallest that keeps at most ``max_voxels`` voxels; the file
+    is memory-mapped, so a large tomogram is not read whole. Used for cheap
+    statistics (the density-sign estimate of :mod:`isonet.preprocess.contrast`).
+
+    Returns
+    -------
+    ndarray of float32, shape about (nz / step, ny / step, nx / step)
+    """
+    path = os.fspath(path)
+    read_header(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            mrc = mrcfile.mmap(path, mode="r", permissive=True)
+        except Exception as exc:  # mrcfile raises ValueError, OSError, struct errors...
+            raise IsonetError(f"{path}: not a readable MRC file ({exc})") from exc
+        with mrc:
+            data = mrc.data
+            if data is None or data.ndim != 3:
+                raise IsonetError(f"{path}: expected a 3-D volume")
+            step = 1
+            while np.prod([-(-n // step) for n in data.shape]) > max_voxels:
+                step += 1
+            return np.array(data[::step, ::step, ::step], dtype=np.float32)
 
 
 def _writable_float32(data):

@@ -25,13 +25,14 @@ TEXT_LABELS = (
     "rlnDeconvTomoHalf1", "rlnDeconvTomoHalf2", "rlnImageNameHalf1", "rlnImageNameHalf2",
 )
 #: Labels holding integers.
-INT_LABELS = ("rlnIndex", "rlnSubtomoIndex", "rlnNumberSubtomo", "rlnCubeSize", "rlnCropSize")
+INT_LABELS = ("rlnIndex", "rlnSubtomoIndex", "rlnNumberSubtomo", "rlnCubeSize", "rlnCropSize", "rlnBrightDensity")
 #: Labels holding floats.
 FLOAT_LABELS = (
     "rlnPixelSize", "rlnDefocus", "rlnSnrFalloff", "rlnDeconvStrength",
     "rlnMaskDensityPercentage", "rlnMaskStdPercentage", "rlnTiltMin", "rlnTiltMax",
     "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
     "rlnNormMean", "rlnNormStd", "rlnNormMeanHalf1", "rlnNormStdHalf1", "rlnNormMeanHalf2", "rlnNormStdHalf2",
+    "rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast",
 )
 
 #: Columns every tomograms.star must have.
@@ -48,6 +49,12 @@ HALF_SUBTOMO_LABELS = ("rlnImageNameHalf1", "rlnImageNameHalf2")
 #: ``(mean label, std label)`` each, see :func:`isonet.normalize.slab_statistics`.
 NORM_LABELS = (("rlnNormMean", "rlnNormStd"), ("rlnNormMeanHalf1", "rlnNormStdHalf1"),
                ("rlnNormMeanHalf2", "rlnNormStdHalf2"))
+
+#: Per-tomogram optics in tomograms.star (RELION's labels): voltage (kV), Cs (mm), amplitude contrast.
+OPTICS_LABELS = ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast")
+#: isonet's label of the density sign of a tomogram: 1 if dense matter is bright (high values), 0 or absent if
+#: dark (the usual contrast of cryo-ET reconstructions). Applies to every file of the row (raw, deconvolved, halves).
+BRIGHT_DENSITY_LABEL = "rlnBrightDensity"
 
 #: Default tilt range (degrees) for rows without rlnTiltMin / rlnTiltMax.
 DEFAULT_TILT_RANGE = (-60.0, 60.0)
@@ -181,6 +188,12 @@ def has_halves(table, labels=HALF_TOMOGRAM_LABELS):
         raise IsonetError(f"{labels[0]}/{labels[1]}: every row must name both half tomograms, or none "
                           f"(rows {[i + 1 for i, ok in enumerate(listed) if not ok]} do not)")
     return bool(listed) and all(listed)
+
+
+def bright_density(row):
+    """True if the row's tomogram has bright density (``rlnBrightDensity`` 1); dark if absent."""
+    value = row.get(BRIGHT_DENSITY_LABEL)
+    return not is_empty(value) and int(value) == 1
 
 
 def tilt_range(row):

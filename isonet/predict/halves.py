@@ -57,7 +57,7 @@ def half_sources(info, rows, star_file, use_deconv_tomo):
     return sources
 
 
-def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1):
+def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1, bright=False):
     """Average of the network's outputs over ``paths``, each normalised by its central slab (module doc).
 
     Parameters
@@ -68,6 +68,8 @@ def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1):
         Network on batches of tiles (:func:`isonet.predict.predict.network_function`).
     cube_size, crop_size, batch_size : int
         As :func:`isonet.predict.predict.correct_tomogram`.
+    bright : bool
+        The tomograms have bright density: read negated, result negated back (the input's sign).
 
     Returns
     -------
@@ -78,7 +80,7 @@ def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1):
     """
     total, header = None, None
     for path in paths:
-        volume, this_header = read_volume(path, return_header=True)
+        volume, this_header = read_volume(path, return_header=True, negate=bright)
         if total is not None and volume.shape != total.shape:
             raise IsonetError(f"{path}: shape {volume.shape} differs from {paths[0]} {total.shape} (z, y, x)")
         header = header or this_header
@@ -96,5 +98,5 @@ def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1):
         else:
             total += output
             del output
-    total *= np.float32(-1.0 / len(paths))
+    total *= np.float32((1.0 if bright else -1.0) / len(paths))
     return total, header

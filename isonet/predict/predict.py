@@ -3,11 +3,12 @@
 For each selected tomogram (volumes indexed ``[z, y, x]``):
 
 1. read it (the deconvolved version if listed and ``use_deconv_tomo``),
-   multiply by -1 (dark protein becomes positive, as in refine) and normalise
-   over the whole tomogram (4/96 percentiles or mean/std);
+   multiply by -1 (dark protein becomes positive, as in refine; a
+   bright-density tomogram, ``rlnBrightDensity`` 1, is taken as it is) and
+   normalise over the whole tomogram (4/96 percentiles or mean/std);
 2. predict it by overlapping tiles streamed in batches into a float32
    accumulator (:mod:`isonet.predict.tiling`);
-3. normalise the result the same way and multiply by -1 again, so the output
+3. normalise the result the same way and undo the sign change, so the output
    keeps the input's contrast convention (a network of ``refine --method
    isonet2``, with its model JSON, instead normalises each half tomogram by
    its central slab and averages the outputs for the two halves, see
@@ -33,7 +34,7 @@ from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_outputs, file_root, input_tomogram
-from isonet.io.star import read_star, select_rows, set_column, write_star
+from isonet.io.star import bright_density, read_star, select_rows, set_column, write_star
 from isonet.log import progress
 from isonet.io.model_info import read_model_info
 from isonet.normalize import normalize_in_place, warn_if_flat
@@ -61,7 +62,7 @@ def default_batch_size(n_gpus):
 
 
 def correct_tomogram(path, function, cube_size=DEFAULT_CUBE, crop_size=DEFAULT_CROP, batch_size=1,
-                     normalize_percentile=True, fit_cores=True):
+                     normalize_percentile=True, fit_cores=True, bright=False):
     """Read one tomogram and correct it (steps 1-3 of the module description).
 
     The input is freed before the output is normalised, so that at most two
@@ -83,6 +84,9 @@ def correct_tomogram(path, function, cube_size=DEFAULT_CUBE, crop_size=DEFAULT_C
     fit_cores : bool
         Cores fitted to the tomogram (:func:`isonet.predict.tiling.fitted_cores`); False for
         IsoNet 1's grid of cores of exactly ``cube_size``.
+    bright : bool
+        The tomogram has bright density (``rlnBrightDensity``): it is read negated and the
+        result negated back, so the output has the input's sign.
 
     Returns
     -------
@@ -91,7 +95,7 @@ def correct_tomogram(path, function, cube_size=DEFAULT_CUBE, crop_size=DEFAULT_C
     header : isonet.io.mrc.VolumeHeader
         The input's header.
     """
-    volume, header = read_volume(path, return_header=True)
+    volume, header = read_volume(path, return_header=True, negate=bright)
     warn_if_flat(volume, path)
     log.info("Predicting %s (%s voxels) with tiles of %d (core %d), %d per batch",
              path, "x".join(map(str, volume.shape)), crop_size, cube_size, batch_size)
@@ -103,7 +107,8 @@ def correct_tomogram(path, function, cube_size=DEFAULT_CUBE, crop_size=DEFAULT_C
                                   fit_cores=fit_cores)
     del volume
     normalize_in_place(corrected, normalize_percentile)
-    corrected *= -1
+    if not bright:
+        corrected *= -1
     return corrected, header
 
 
@@ -201,10 +206,10 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
             start = time.perf_counter()
             if info is not None:
                 corrected, header = correct_averaged(halves.get(label, [source]), network.predict, cube_size,
-                                                     crop_size, batch_size)
+                                                     crop_size, batch_size, bright=bright_density(rows.loc[label]))
             else:
                 corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
-                                                     normalize_percentile)
+                                                     normalize_percentile, bright=bright_density(rows.loc[label]))
             seconds = time.perf_counter() - start
             write_volume(output, corrected, like=header)
             log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.fft
 
-from isonet.commands import DECONV
+from isonet.commands import DECONV, DEFAULT_OPTICS
 from isonet.ctf import ctf
 from isonet.errors import IsonetError
 from isonet.io.lock import output_lock
@@ -38,18 +38,21 @@ log = logging.getLogger("isonet")
 
 #: Samples of the 1-D filter curve between frequency 0 and Nyquist.
 CURVE_SAMPLES = 2048
-#: Amplitude contrast used by the deconvolution filter (fixed, as in IsoNet 1).
-AMPLITUDE_CONTRAST = 0.07
+#: Amplitude contrast of the deconvolution filter when none is given (IsoNet 1's fixed value).
+AMPLITUDE_CONTRAST = DEFAULT_OPTICS["amplitude_contrast"]
+#: tomograms.star label -> (deconv setting, default) of the per-tomogram optics.
+OPTICS = {"rlnVoltage": ("voltage", DEFAULT_OPTICS["voltage"]), "rlnSphericalAberration": ("cs", DEFAULT_OPTICS["cs"]),
+          "rlnAmplitudeContrast": ("amplitude_contrast", AMPLITUDE_CONTRAST)}
 #: Voxels handled at once by the plane-wise steps of the whole-volume mode (16 MiB of float32).
 _FILTER_BLOCK_VOXELS = 1 << 22
 
 
 def wiener_curve(pixel_size, defocus, voltage=300.0, cs=2.7, snrfalloff=1.0, deconvstrength=1.0,
-                 highpassnyquist=0.02, samples=CURVE_SAMPLES):
+                 highpassnyquist=0.02, samples=CURVE_SAMPLES, amplitude_contrast=AMPLITUDE_CONTRAST):
     """The 1-D deconvolution filter from frequency 0 to Nyquist.
 
     ``CTF_i`` is evaluated at ``k_i = i / (2 samples) / pixel_size`` (1/Å) with
-    amplitude contrast 0.07; on the normalised axis ``f_i = i / (samples - 1)``
+    the given amplitude contrast (IsoNet 1: 0.07); on the normalised axis ``f_i = i / (samples - 1)``
     the SSNR model is ``exp(-f snrfalloff 100 / pixel_size) 10^deconvstrength
     HP(f) + 1e-6`` with the high-pass ``HP(f) = 1 - cos(pi min(1, f /
     highpassnyquist))``, and the filter is ``CTF / (CTF^2 + 1 / SSNR)``.
@@ -72,6 +75,8 @@ def wiener_curve(pixel_size, defocus, voltage=300.0, cs=2.7, snrfalloff=1.0, dec
         Width of the low-frequency cosine high-pass as a fraction of Nyquist.
     samples : int
         Number of curve samples.
+    amplitude_contrast : float
+        Amplitude contrast fraction.
 
     Returns
     -------
@@ -82,7 +87,7 @@ def wiener_curve(pixel_size, defocus, voltage=300.0, cs=2.7, snrfalloff=1.0, dec
     """
     index = np.arange(samples, dtype=np.float64)
     ctf_values = ctf(index / (2 * samples) / pixel_size, defocus, voltage=voltage, cs=cs,
-                     amplitude_contrast=AMPLITUDE_CONTRAST)
+                     amplitude_contrast=amplitude_contrast)
     frequency = index / (samples - 1)
     highpass = 1.0 - np.cos(np.pi * np.minimum(1.0, frequency / highpassnyquist))
     ssnr = np.exp(-frequency * snrfalloff * 100.0 / pixel_size) * 10.0 ** deconvstrength * highpass + 1e-6
@@ -307,14 +312,15 @@ def deconvolve_chunked(volume, frequency, curve, chunk_size, overlap_rate=0.25, 
 
 
 def deconvolve(volume, pixel_size, defocus, voltage=300.0, cs=2.7, snrfalloff=1.0, deconvstrength=1.0,
-               highpassnyquist=0.02, chunk_size=None, overlap_rate=0.25, ncpu=1, overwrite_input=False):
+               highpassnyquist=0.02, chunk_size=None, overlap_rate=0.25, ncpu=1, overwrite_input=False,
+               amplitude_contrast=AMPLITUDE_CONTRAST):
     """CTF-deconvolve a tomogram (spec §3.1), whole or in blended chunks.
 
     Parameters
     ----------
     volume : ndarray, shape (nz, ny, nx)
         Tomogram indexed ``[z, y, x]``; not modified.
-    pixel_size, defocus, voltage, cs, snrfalloff, deconvstrength, highpassnyquist
+    pixel_size, defocus, voltage, cs, snrfalloff, deconvstrength, highpassnyquist, amplitude_contrast
         See :func:`wiener_curve` (Å, Å underfocus positive, kV, mm).
     chunk_size : int, optional
         Process in tiles of this stride (see :func:`deconvolve_chunked`).
@@ -330,20 +336,25 @@ def deconvolve(volume, pixel_size, defocus, voltage=300.0, cs=2.7, snrfalloff=1.
     -------
     ndarray of float32, shape (nz, ny, nx)
     """
-    frequency, curve = wiener_curve(pixel_size, defocus, voltage, cs, snrfalloff, deconvstrength, highpassnyquist)
+    frequency, curve = wiener_curve(pixel_size, defocus, voltage, cs, snrfalloff, deconvstrength, highpassnyquist,
+                                    amplitude_contrast=amplitude_contrast)
     if chunk_size:
         return deconvolve_chunked(volume, frequency, curve, chunk_size, overlap_rate, ncpu)
     return deconvolve_volume(volume, frequency, curve, ncpu, out=volume if overwrite_input else None)
 
 
 @DECONV.implements
-def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvstrength, highpassnyquist, chunk_size,
-                     overlap_rate, ncpu, tomo_idx):
+def deconv_tomograms(star_file, deconv_folder, voltage, cs, amplitude_contrast, snrfalloff, deconvstrength,
+                     highpassnyquist, chunk_size, overlap_rate, ncpu, tomo_idx):
     """Deconvolve the tomograms listed in ``star_file`` and record the results in it.
 
     Adds ``rlnSnrFalloff`` (1.0), ``rlnDeconvStrength`` (1.0) and
     ``rlnDeconvTomoName`` (None) when absent; values given here override the
-    STAR's and are written into it. Each processed row gets
+    STAR's and are written into it. The optics come from each row's
+    ``rlnVoltage``, ``rlnSphericalAberration`` and ``rlnAmplitudeContrast``
+    (written by ``prepare_star``) unless given here; rows without them get
+    300 kV, 2.7 mm and 0.07. Deconvolution is linear, so a bright-density
+    tomogram (``rlnBrightDensity``) gives a bright-density result. Each processed row gets
     ``<deconv_folder>/<file name of rlnMicrographName>`` in
     ``rlnDeconvTomoName``; when the STAR lists half tomograms
     (``rlnTomoReconstructedTomogramHalf1/2``) they are deconvolved with the
@@ -361,8 +372,9 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
         tomograms.star (needs rlnIndex, rlnMicrographName, rlnPixelSize, rlnDefocus).
     deconv_folder : str
         Output folder (created if missing).
-    voltage, cs, snrfalloff, deconvstrength, highpassnyquist, chunk_size, overlap_rate, ncpu
-        See :func:`deconvolve`; ``None`` for snrfalloff/deconvstrength means the STAR's value.
+    voltage, cs, amplitude_contrast, snrfalloff, deconvstrength, highpassnyquist, chunk_size, overlap_rate, ncpu
+        See :func:`deconvolve`; ``None`` for voltage, cs, amplitude_contrast, snrfalloff and deconvstrength
+        means the STAR's value.
     tomo_idx : list of int, optional
         ``rlnIndex`` values to process (all by default).
 
@@ -395,14 +407,17 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, snrfalloff, deconvst
                 set_column(table, "rlnDeconvStrength", float(deconvstrength), rows=[position])
             falloff = _row_value(table, position, "rlnSnrFalloff", star_file)
             strength = _row_value(table, position, "rlnDeconvStrength", star_file)
+            optics = _row_optics(table, position, dict(voltage=voltage, cs=cs, amplitude_contrast=amplitude_contrast))
             make_folder(os.path.dirname(output) or ".", "--deconv_folder")
             with log_time(f"deconv {source}"):
-                log.info("deconv %s: defocus %.0f Å, pixel %.3f Å, snrfalloff %g, deconvstrength %g%s",
-                         source, defocus, pixel_size, falloff, strength,
+                log.info("deconv %s: defocus %.0f Å, pixel %.3f Å, %g kV, Cs %g mm, amplitude contrast %g, "
+                         "snrfalloff %g, deconvstrength %g%s", source, defocus, pixel_size, optics["voltage"],
+                         optics["cs"], optics["amplitude_contrast"], falloff, strength,
                          f", chunks of {chunk_size}" if chunk_size else "")
                 volume, header = read_volume(source, return_header=True)
-                result = deconvolve(volume, pixel_size, defocus, voltage, cs, falloff, strength, highpassnyquist,
-                                    chunk_size, overlap_rate, ncpu, overwrite_input=True)
+                result = deconvolve(volume, pixel_size, defocus, optics["voltage"], optics["cs"], falloff, strength,
+                                    highpassnyquist, chunk_size, overlap_rate, ncpu, overwrite_input=True,
+                                    amplitude_contrast=optics["amplitude_contrast"])
                 del volume
                 write_volume(output, result, like=header)
                 del result
@@ -447,6 +462,18 @@ def _check_rows(table, rows, star_file, deconv_folder, snrfalloff, halves=False)
             check_same_file(output, path, "deconv")
             jobs.append((position, path, output, shape, label))
     return jobs
+
+
+def _row_optics(table, position, given):
+    """Voltage, Cs and amplitude contrast of a row: ``given`` (written into the row) where not None, else the
+    row's value, else the default (:data:`OPTICS`)."""
+    optics = {}
+    for label, (name, default) in OPTICS.items():
+        if given[name] is not None:
+            set_column(table, label, float(given[name]), rows=[position])
+        value = table.loc[position, label] if label in table.columns else None
+        optics[name] = default if is_empty(value) else float(value)
+    return optics
 
 
 def _row_value(table, position, label, star_file):

@@ -20,7 +20,8 @@ from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_outputs, file_root, input_tomogram, rename_aside
 from isonet.io.star import (HALF_DECONV_LABELS, HALF_SUBTOMO_LABELS, NORM_LABELS, TOMOGRAM_REQUIRED,
-                            has_halves, is_empty, read_star, resolve_path, select_rows, tilt_range, write_star)
+                            bright_density, has_halves, is_empty, read_star, resolve_path, select_rows, tilt_range,
+                            write_star)
 from isonet.log import log_time, progress
 from isonet.normalize import slab_statistics, warn_if_flat
 
@@ -132,7 +133,9 @@ def extract_subtomograms(star_file, subtomo_folder, subtomo_star, cube_size, cro
     ``rlnImageNameHalf1/2``. Every row also gets its source tomograms'
     central-slab mean and standard deviation (``rlnNormMean``/``rlnNormStd``,
     and ``...Half1``/``...Half2``; :func:`isonet.normalize.slab_statistics`),
-    the global normalisation of the halves method. An existing ``subtomo_folder``
+    the global normalisation of the halves method. Subtomograms are always dark
+    density: bright-density tomograms (``rlnBrightDensity`` 1) are negated on
+    reading, before the statistics. An existing ``subtomo_folder``
     is renamed aside (``subtomo~``, ``subtomo~2``...), never deleted, but only once
     every input (STAR labels, tomogram and mask headers and shapes, counts, free
     disk space) has been checked; the outputs are locked against a second isonet
@@ -201,7 +204,8 @@ def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
     -------
     list of dict
         Per row: ``source``, ``mask`` (path or None), ``count``, ``pixel_size``, ``tilts``, ``root``,
-        ``name`` (rlnMicrographName) and ``halves`` (the two half tomograms, or empty).
+        ``name`` (rlnMicrographName), ``halves`` (the two half tomograms, or empty) and ``bright``
+        (rlnBrightDensity).
     """
     roots = [file_root(name) for name in rows["rlnMicrographName"]]
     repeated = sorted({r for r in roots if roots.count(r) > 1})
@@ -240,7 +244,7 @@ def _check_inputs(rows, star_file, crop_size, use_deconv_tomo):
                 raise IsonetError(f"{half}: half tomogram shape {read_header(half).shape} differs from {source} "
                                   f"shape {shape} (z, y, x)")
         plans.append(dict(source=source, mask=mask, count=count, pixel_size=pixel_size, tilts=tilt_range(row),
-                          root=root, name=row["rlnMicrographName"], halves=halves))
+                          root=root, name=row["rlnMicrographName"], halves=halves, bright=bright_density(row)))
     return plans
 
 
@@ -282,7 +286,7 @@ def _extract_one(plan, subtomo_folder, cube_size, crop_size, rng):
         for half, tomogram in enumerate([source] + plan["halves"]):
             path_label = "rlnImageName" if half == 0 else HALF_SUBTOMO_LABELS[half - 1]
             mean_label, std_label = NORM_LABELS[half]
-            volume = read_volume(tomogram)
+            volume = read_volume(tomogram, negate=plan["bright"])
             warn_if_flat(volume, tomogram)
             mean, std = slab_statistics(volume)
             for j, (centre, entry) in enumerate(zip(centres, entries)):

@@ -2,18 +2,26 @@
 
 Used for the polygon boundary of ``make_mask``; no IMOD installation is needed.
 Points are returned in model order (objects, then contours, then points) as
-``(x, y, z)`` in pixels of the volume the model was drawn on, as IMOD stores them.
+``(x, y, z)`` in pixels of the volume the model was drawn on.
 
 The binary model format (IMOD "binspec", version V1.2): everything is
 big-endian. The file starts with the 4-byte ids ``IMOD`` and ``V1.2`` and a
-232-byte model header; then come chunks, each starting with a 4-byte id:
+232-byte model header (name: 128 bytes, then int32 xmax, ymax, zmax,
+objsize, uint32 flags at byte 144 of the header...); then come chunks, each starting with a 4-byte id:
 ``OBJT`` (176-byte object header), ``CONT`` (contour: int32 point count,
 uint32 flags, int32 time, int32 surface, then the points as float32 x, y, z),
 ``MESH`` (int32 vertex count, int32 index count, uint32 flags, int16 time,
 int16 surface, then 3 float32 per vertex and one int32 per index) and
 ``IEOF`` (end of file). Every other chunk id is followed by an int32 byte
 count and that many bytes, which are skipped.
+
+Flag bit 16 of the model header means the model was saved while 3dmod showed
+the volume with Y and Z flipped (``3dmod -Y`` or the flip toggle): the stored
+points then have Y and Z exchanged, and they are exchanged back here so that
+they refer to the volume as it is on disk.
 """
+
+import logging
 
 import os
 import struct
@@ -22,8 +30,13 @@ import numpy as np
 
 from isonet.errors import IsonetError
 
+log = logging.getLogger("isonet")
+
 MODEL_HEADER_BYTES = 232
 OBJECT_HEADER_BYTES = 176
+#: Byte of the model flags (uint32) in the model header, and the flag of a model saved Y/Z flipped.
+MODEL_FLAGS_OFFSET = 144
+FLIPPED_YZ = 1 << 16
 
 
 def read_mod_points(path):
@@ -37,7 +50,8 @@ def read_mod_points(path):
     Returns
     -------
     ndarray of float64, shape (n, 3)
-        ``(x, y, z)`` per point, in model order.
+        ``(x, y, z)`` per point, in model order, in the volume's own axes
+        (Y and Z exchanged back for a model saved flipped, see the module description).
 
     Raises
     ------
@@ -51,6 +65,9 @@ def read_mod_points(path):
         data = handle.read()
     if data[:4] != b"IMOD":
         raise IsonetError(f"{path}: not an IMOD binary model (does not start with 'IMOD')")
+    if len(data) < 8 + MODEL_HEADER_BYTES:
+        raise IsonetError(f"{path}: truncated IMOD model (header of {len(data)} bytes)")
+    (flags,) = struct.unpack(">I", data[8 + MODEL_FLAGS_OFFSET:12 + MODEL_FLAGS_OFFSET])
     position = 8 + MODEL_HEADER_BYTES
     points = []
 
@@ -83,7 +100,11 @@ def read_mod_points(path):
             take(size)
     if not points:
         return np.zeros((0, 3))
-    return np.concatenate(points).astype(np.float64)
+    points = np.concatenate(points).astype(np.float64)
+    if flags & FLIPPED_YZ:
+        log.info("%s: model saved with Y and Z flipped; points flipped back to the volume's axes", path)
+        points = points[:, [0, 2, 1]]
+    return points
 
 
 def read_point_file(path):

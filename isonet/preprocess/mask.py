@@ -18,7 +18,8 @@ from isonet.errors import IsonetError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_outputs, file_root, input_tomogram, make_folder
-from isonet.io.star import TOMOGRAM_REQUIRED, is_empty, read_star, resolve_path, select_rows, set_column, write_star
+from isonet.io.star import (TOMOGRAM_REQUIRED, bright_density, is_empty, read_star, resolve_path, select_rows,
+                            set_column, write_star)
 from isonet.log import log_time, progress
 from isonet.preprocess.imod import read_boundary_points
 
@@ -217,7 +218,8 @@ def make_masks(star_file, mask_folder, patch_size, density_percentage, std_perce
     Adds ``rlnMaskDensityPercentage`` (50), ``rlnMaskStdPercentage`` (50) and
     ``rlnMaskName`` (None) when absent; percentages given here override the
     STAR's and are written into it, as is ``mask_boundary`` into
-    ``rlnMaskBoundary``. Writes ``<mask_folder>/<root>_mask.mrc`` (0/1 in 8-bit MRC
+    ``rlnMaskBoundary``. Bright-density tomograms (``rlnBrightDensity`` 1) are
+    negated on reading, so that dense matter is found whatever the sign. Writes ``<mask_folder>/<root>_mask.mrc`` (0/1 in 8-bit MRC
     mode 0; root = file name of the tomogram used without its extension) with the
     tomogram's voxel size and origin, and rewrites the STAR after every row.
     Every selected row (tomogram header, percentages, boundary file) is checked
@@ -282,7 +284,7 @@ def _check_row(row, position, star_file, mask_folder, use_deconv_tomo, mask_boun
     if not is_empty(row["rlnMaskBoundary"]):
         boundary = mask_boundary if mask_boundary is not None else resolve_path(row["rlnMaskBoundary"], star_file)
         points = read_boundary_points(boundary)
-    return dict(position=position, source=source, boundary=boundary, points=points,
+    return dict(position=position, source=source, boundary=boundary, points=points, bright=bright_density(row),
                 density=_percentage(row, "rlnMaskDensityPercentage", star_file),
                 deviation=_percentage(row, "rlnMaskStdPercentage", star_file),
                 output=os.path.join(mask_folder, f"{file_root(source)}_mask.mrc"))
@@ -294,7 +296,7 @@ def _make_one(job, patch_size, z_crop):
     if job["points"] is not None:
         log.info("%s: polygon boundary from %s (%d points)", source, job["boundary"], len(job["points"]))
     with log_time(f"make_mask {source}"):
-        volume, header = read_volume(source, return_header=True)
+        volume, header = read_volume(source, return_header=True, negate=job["bright"])
         binned = bin2(volume)
         del volume
         mask = mask_from_binned(binned, header.shape, patch_size, job["density"], job["deviation"], z_crop,

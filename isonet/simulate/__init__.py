@@ -199,7 +199,8 @@ def run_simulation(out_dir, n_tomos, shape, pixel_size, tilt_min, tilt_max, tilt
                      time.perf_counter() - start)
 
         table = prepare_star(tomogram_dir, output_star=star_path, pixel_size=pixel_size, defocus=defocus,
-                             number_subtomos=number_subtomos, tilt_min=float(angles[0]), tilt_max=float(angles[-1]))
+                             number_subtomos=number_subtomos, tilt_min=float(angles[0]), tilt_max=float(angles[-1]),
+                             voltage=voltage, cs=cs, amplitude_contrast=amplitude_contrast)
         # Paths relative to out_dir, so that the dataset can be moved and used from inside it.
         set_column(table, "rlnMicrographName", [os.path.relpath(p, out_dir) for p in table["rlnMicrographName"]])
         if halves:
