@@ -10,9 +10,9 @@ file gets these lines in both cases.
 
 import contextlib
 import logging
+import math
 import os
 import sys
-import math
 import time
 
 from tqdm import tqdm
@@ -24,7 +24,7 @@ DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Seconds between progress lines while work goes on (non-interactive output).
 INTERVAL = 30.0
 #: Fewest seconds between two progress lines, however fast the work advances.
-MIN_GAP = 5.0
+MIN_GAP = 15.0
 #: Attribute of a log record that goes to the log file only (progress lines under a tqdm bar).
 FILE_ONLY = "isonet_file_only"
 
@@ -162,9 +162,6 @@ class Progress:
 
     def __exit__(self, *exc_info):
         self.close()
-
-    def __len__(self):
-        return self.total or 0
 
     def set_postfix_str(self, text):
         """Text appended to the bar and to each line (e.g. the current loss)."""

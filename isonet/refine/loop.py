@@ -11,7 +11,10 @@ Iteration ``it`` (1 .. iterations):
 4. write ``refine_iter{it}.json`` (all settings, losses, timings).
 
 After the last iteration the subtomograms are predicted once more
-(``<root>_iter{iterations}.mrc``) unless ``remove_intermediate``.
+(``<root>_iter{iterations}.mrc``) unless ``remove_intermediate``. Only the
+newest ``keep_last`` sets of predictions stay on disk, and predictions whose
+network and inputs are unchanged are reused, not made again
+(:mod:`isonet.refine.intermediate`). Progress: :mod:`isonet.refine.progress`.
 
 The network is loaded once per run (``model_iter{start-1}.h5``; for a new run
 a new network saved as ``model_iter00.h5``, or ``--pretrained_model``) and
