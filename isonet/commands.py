@@ -204,6 +204,9 @@ REFINE = CommandSpec(
      Param("result_dir", "text", "results", "Output folder; an existing one is renamed to results~."),
      Param("remove_intermediate", "bool", False, "Delete each iteration's predicted subtomograms once used, "
            "and skip the final prediction."),
+     Param("keep_last", "int", 2, "Keep only the newest N sets of predicted subtomograms (<root>_iterNN.mrc, "
+           "one set per iteration, each as large as the subtomograms); 0 keeps every set (IsoNet 1).",
+           range=">= 0"),
      Param("select_subtomo_number", "int", None, "Use this many subtomograms, drawn at random each iteration.",
            range=">= 1", default_text="all"),
      Param("preprocessing_ncpus", "int", 16, "Threads making training pairs (at most the CPU count).",

@@ -8,10 +8,22 @@ with a warning. Import of TensorFlow is deferred to the call.
 TensorFlow import: TensorFlow's wheels enable oneDNN only on CPUs with
 AVX-512 features, and without it a training step on an AVX2 CPU is 5-6x
 slower (docs/benchmarks.md).
+
+:func:`import_tensorflow` keeps TensorFlow's start-up chatter off stderr:
+its C++ library prints INFO lines before its log level applies, and on a
+machine without an NVIDIA GPU an ``E0000 ... failed call to cuInit`` line
+that looks like a failure. Those lines are dropped; every other line is
+passed on, and with ``TF_CPP_MIN_LOG_LEVEL=0`` (``--log_level debug``)
+everything is.
 """
 
+import contextlib
+import glob
 import logging
 import os
+import re
+import sys
+import tempfile
 
 from isonet.errors import IsonetError
 
@@ -20,6 +32,12 @@ log = logging.getLogger("isonet")
 #: Environment variable that switches TensorFlow's oneDNN CPU kernels on ("1") or off ("0").
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 #: CPU instruction-set flags worth reporting (Linux /proc/cpuinfo names).
+#: TensorFlow start-up lines that are information only (they ignore TF_CPP_MIN_LOG_LEVEL).
+STARTUP_NOISE = re.compile(r"All log messages before absl::InitializeLog\(\) is called|"
+                           r"oneDNN custom operations are on|cpu_feature_guard\.cc|"
+                           r"^To enable the following instructions")
+#: Lines about CUDA, noise on a machine that has no NVIDIA GPU (cudart_stub, cuInit, cuDNN/cuFFT/cuBLAS factories).
+CUDA_NOISE = re.compile(r"cuda|cuInit|cuDNN|cuFFT|cuBLAS|GPU will not be used", re.IGNORECASE)
 CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 
@@ -94,12 +112,65 @@ def available_cpus():
         return max(1, os.cpu_count() or 1)
 
 
+def nvidia_gpu_visible(environ=None, device_glob="/dev/nvidia[0-9]*"):
+    """Whether this process may see an NVIDIA GPU: a GPU device file exists and CUDA_VISIBLE_DEVICES allows one.
+
+    WSL's ``/dev/dxg`` counts as a GPU device. ``CUDA_VISIBLE_DEVICES`` set to
+    '' or '-1' hides every GPU.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return False
+    return bool(glob.glob(device_glob)) or os.path.exists("/dev/dxg")
+
+
+def quiet_lines(text, gpu_visible):
+    """``text`` (TensorFlow's start-up stderr) without the lines that are noise (see the module docstring)."""
+    kept = [line for line in text.splitlines(keepends=True)
+            if not STARTUP_NOISE.search(line) and (gpu_visible or not CUDA_NOISE.search(line))]
+    return "".join(kept)
+
+
+@contextlib.contextmanager
+def _filtered_stderr(gpu_visible):
+    """Capture file descriptor 2 (C++ libraries write there) in the block, then pass on what is not noise."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to capture
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            rest = quiet_lines(captured.read().decode(errors="replace"), gpu_visible)
+            if rest:
+                sys.stderr.write(rest)
+                sys.stderr.flush()
+
+
 def import_tensorflow(debug=False):
-    """Import TensorFlow quietly (its C++ INFO lines are noise for users) and return it."""
+    """Import TensorFlow quietly (see the module docstring) and return it.
+
+    The first call imports it and lists the devices (where CUDA initialises)
+    with stderr filtered; TensorFlow's C++ log level is 2 unless set
+    (0 with ``debug``).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() not in ("", "0")
     try:
-        import tensorflow as tf
+        with _filtered_stderr(nvidia_gpu_visible()) if quiet else contextlib.nullcontext():
+            import tensorflow as tf
+            tf.config.list_physical_devices()
     except ImportError as exc:
         raise IsonetError(f"TensorFlow cannot be imported ({exc}); run 'pip install tensorflow'") from exc
     return tf

@@ -491,7 +491,7 @@ def test_kill_and_continue_from_matches_an_uninterrupted_run(tmp_path):
                                    stderr=subprocess.STDOUT, text=True, env=env)
             for name in ("whole", "cut")}  # side by side: the uninterrupted run and the one to kill
     for line in runs["cut"].stdout:  # kill as soon as iteration 2 starts, after refine_iter01.json is written
-        if "Start iteration 2" in line:
+        if line.rstrip().endswith("INFO iteration 2/2"):
             runs["cut"].send_signal(signal.SIGKILL)
             break
     runs["cut"].wait()

@@ -1,6 +1,7 @@
 """Whole-tomogram prediction: overlap tiling, the predict function and the command (spec §1.7, §3.5)."""
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -212,7 +213,9 @@ def test_cli_end_to_end(tmp_path):
                      "--tomo_idx", 1, "--output_dir", "corrected", "--gpuID", -1, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "using 24" in result.stdout  # crop rounded up to a multiple of 2**depth
-    assert "tile/s" in result.stderr
+    # output to a pipe: progress is a whole log line on stdout, nothing on stderr, no carriage return
+    assert re.search(r" INFO tomo\.v1: (\d+)/\1 tile \(100 %\), done in \d+ s, ", result.stdout)
+    assert result.stderr == "" and "\r" not in result.stdout
     corrected = read_volume(tmp_path / "corrected" / "tomo.v1_corrected.mrc")
     np.testing.assert_allclose(corrected, -normalize(-volume), atol=1e-5)
     assert read_star(tmp_path / "tomograms.star")["rlnCorrectedTomoName"][0] == "corrected/tomo.v1_corrected.mrc"

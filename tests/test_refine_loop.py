@@ -46,13 +46,14 @@ def _make_subtomograms(folder):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """One CLI run of 2 iterations (noise from iteration 2), into an existing result_dir."""
+    """One CLI run of 2 iterations (noise from iteration 2, every prediction set kept), into an existing
+    result_dir."""
     folder = str(tmp_path_factory.mktemp("refine"))
     _make_subtomograms(folder)
     os.makedirs(os.path.join(folder, "results"))
     open(os.path.join(folder, "results", "mine.txt"), "w").close()
     result = run_cli("refine", "subtomo.star", "--iterations", 2, "--noise_level", 0.1, "--noise_start_iter", 2,
-                     "--seed", 7, "--data_dir", "data", *TINY, cwd=folder)
+                     "--seed", 7, "--data_dir", "data", "--keep_last", 0, *TINY, cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return folder, result
 
@@ -78,7 +79,21 @@ def test_cli_run_writes_every_file(run):
     pairs = os.listdir(os.path.join(data, "train_y"))
     assert len(pairs) + len(os.listdir(os.path.join(data, "test_y"))) == 20 * N_SUBTOMOS
     assert read_volume(os.path.join(data, "train_y", pairs[0])).shape == (CUBE,) * 3
-    assert "Start iteration 2" in result.stdout and "Noise level: 0.1" in result.stdout
+    assert "Noise level: 0.1" in result.stdout
+
+
+def test_cli_run_log_reads_line_by_line(run):
+    """Output to a pipe: iteration counters, one line per epoch with its losses, a run ETA, no Keras lines."""
+    _, result = run
+    lines = result.stdout.splitlines()
+    assert "\r" not in result.stdout and "Epoch 1/1" not in result.stdout
+    assert all(line[:4].isdigit() for line in lines)  # every line a whole, timestamped log line
+    assert [line.split(" INFO ")[1] for line in lines if line.endswith(("INFO iteration 1/2", "INFO iteration 2/2"))] \
+        == ["iteration 1/2", "iteration 2/2"]
+    epochs = [line for line in lines if ", epoch 1/1: 24/24 step (100 %), done in " in line]
+    assert len(epochs) == 2 and all("loss " in line and "val_loss " in line for line in epochs)
+    done = [line for line in lines if " done: loss " in line]
+    assert "iteration 1/2 done" in done[0] and "run ETA" in done[0] and "run ETA" not in done[1]
 
 
 def _missing_fraction(volume, tilts):
@@ -105,6 +120,22 @@ def test_saved_model_reproduces_written_prediction(run):
     output = np.asarray(model.predict(volume[None, ..., None], verbose=0))[0, ..., 0]
     written = read_volume(os.path.join(folder, "results", "sub_0_iter02.mrc"))
     assert np.allclose(-normalize(output), written, atol=1e-4)
+
+
+def test_continuing_a_finished_run_reuses_its_final_predictions_and_keeps_the_last(run):
+    """--continue_from the last JSON with more iterations: set 2 is not predicted again; --keep_last 1."""
+    folder, _ = run
+    more = os.path.join(folder, "more")
+    shutil.copytree(os.path.join(folder, "results"), more)  # copy2 keeps the modification times
+    result = run_cli("refine", "--continue_from", "more/refine_iter02.json", "--result_dir", "more",
+                     "--iterations", 3, "--keep_last", 1, cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"predictions_iter02.json: reusing {N_SUBTOMOS} of {N_SUBTOMOS} predictions" in result.stdout
+    assert "predicting iter02" not in result.stdout and "predicting iter03" in result.stdout
+    names = set(os.listdir(more))
+    assert {n for n in names if n.startswith("sub_")} == {f"sub_{i}_iter03.mrc" for i in range(N_SUBTOMOS)}
+    assert {n for n in names if n.startswith("predictions_")} == {"predictions_iter03.json"}
+    assert {f"model_iter{it:02d}.h5" for it in range(4)} <= names  # networks are all kept
 
 
 def test_continue_from_reproduces_iteration_two(run):

@@ -11,7 +11,10 @@ Iteration ``it`` (1 .. iterations):
 4. write ``refine_iter{it}.json`` (all settings, losses, timings).
 
 After the last iteration the subtomograms are predicted once more
-(``<root>_iter{iterations}.mrc``) unless ``remove_intermediate``.
+(``<root>_iter{iterations}.mrc``) unless ``remove_intermediate``. Only the
+newest ``keep_last`` sets of predictions stay on disk, and predictions whose
+network and inputs are unchanged are reused, not made again
+(:mod:`isonet.refine.intermediate`). Progress: :mod:`isonet.refine.progress`.
 
 The network is loaded once per run (``model_iter{start-1}.h5``; for a new run
 a new network saved as ``model_iter00.h5``, or ``--pretrained_model``) and
@@ -27,7 +30,6 @@ masks included, so ``--continue_from`` reproduces an uninterrupted run.
 import logging
 import math
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -44,8 +46,10 @@ from isonet.normalize import normalize
 from isonet.prefetch import read_ahead
 from isonet.refine import method_hooks
 from isonet.refine.config import iteration_json_path, load_state, save_state
+from isonet.refine.intermediate import PredictionSet, prune_predictions
 from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
 from isonet.refine.pairs import PairMaker, PairStream, dump_pairs
+from isonet.refine.progress import RunClock, training_progress
 from isonet.refine.validate import validate_refine
 from isonet.refine.wedge_ops import apply_wedge, wedge_masks
 
@@ -200,27 +204,6 @@ def write_wedge_filtered(paths, out_paths, tilt_ranges, percentile=True):
         write_volume(out_path, -normalize(filtered, percentile), like=path)
 
 
-class _StepTimer:
-    """Keras callback recording the wall time of every training step (data waiting included)."""
-
-    def __new__(cls):
-        keras = _keras()
-
-        class StepTimer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds = []
-                self._started = None
-
-            def on_train_batch_begin(self, batch, logs=None):
-                self._started = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.seconds.append(time.perf_counter() - self._started)
-
-        return StepTimer()
-
-
 class _Pictures:
     """Loss curves and before/after snapshots, if :mod:`isonet.evaluation.pictures` is available."""
 
@@ -295,9 +278,37 @@ def refine(config, continue_from=None, logical_cpus=0):
              config.seed)
     pictures = _Pictures()
     n_used = config.select_subtomo_number or len(subtomos)
-    model = None
+    settings = {"method": config.method, "normalize_percentile": config.normalize_percentile, "precision": policy,
+                "subtomo_star": [os.path.abspath(config.subtomo_star), os.stat(config.subtomo_star).st_size,
+                                 os.stat(config.subtomo_star).st_mtime_ns]}
+
+    def set_paths(number):
+        """Every file prediction set ``number`` may hold (all subtomograms, both halves)."""
+        if halves is not None:
+            return method_hooks.previous_paths(halves, range(len(subtomos)), result_dir, number)
+        return [prediction_path(result_dir, p, number) for p in subtomos.paths]
+
+    def predict_set(number, rows):
+        """Prediction set ``number`` of the subtomograms ``rows`` by ``network`` (see intermediate)."""
+        record = PredictionSet(result_dir, number, model_path(result_dir, number), settings)
+        if halves is not None:
+            jobs = [(int(i), list(zip((halves.paths[0][i], halves.paths[1][i]),
+                                      method_hooks.previous_paths(halves, [i], result_dir, number))))
+                    for i in rows]
+            record.predict_missing(jobs, lambda todo: method_hooks.predict_halves(
+                network.predict, halves, todo, result_dir, number, config.batch_size))
+        else:
+            jobs = [(int(i), [(subtomos.paths[i], prediction_path(result_dir, subtomos.paths[i], number))])
+                    for i in rows]
+            record.predict_missing(jobs, lambda todo: predict_subtomograms(
+                network, [subtomos.paths[i] for i in todo],
+                [prediction_path(result_dir, subtomos.paths[i], number) for i in todo],
+                config.batch_size, config.normalize_percentile, desc=f"predicting iter{number:02d}"))
+
+    model = network = None
+    clock = RunClock(start, config.iterations)
     for iteration in range(start, config.iterations + 1):
-        log.info("Start iteration %d", iteration)
+        clock.start(iteration)
         keras.utils.set_random_seed(_seed_for(config.seed, iteration, _SALT_TF))
         used = np.sort(np.random.default_rng([config.seed, iteration, _SALT_SUBSET])
                        .choice(len(subtomos), size=n_used, replace=False))
@@ -321,18 +332,17 @@ def refine(config, continue_from=None, logical_cpus=0):
                                   f"of {network.size_multiple} for this network")
             fresh_optimizer = compile_for_training(model, strategy, config.learning_rate,
                                                    method_hooks.loss(config, subtomos.cube_size))
+
         restart_training(model, fresh_optimizer, config.seed, iteration)
         filled = not (iteration == 1 and pretrained is None)  # a network predicted the previous iteration
         if halves is not None:
             if filled:
-                method_hooks.predict_halves(network.predict, halves, used, result_dir, iteration - 1,
-                                            config.batch_size)
+                predict_set(iteration - 1, used)
             previous = method_hooks.previous_paths(halves, used, result_dir, iteration - 1)
         elif iteration == 1 and pretrained is None:
             write_wedge_filtered(originals, previous, tilts, config.normalize_percentile)
         else:
-            predict_subtomograms(network, originals, previous, config.batch_size, config.normalize_percentile,
-                                 desc=f"predicting iter{iteration - 1:02d}")
+            predict_set(iteration - 1, used)
         pretrained = None
         seconds["predicting"] = time.perf_counter() - started
 
@@ -356,43 +366,41 @@ def refine(config, continue_from=None, logical_cpus=0):
             train, validation = stream.datasets()
             seconds["validation_pairs"] = time.perf_counter() - started
             log.info("Pairs: %d training, %d validation (made in memory)", stream.n_train, stream.n_test)
-            timer = _StepTimer()
+            timer = training_progress(iteration, config.iterations)
             log.info("Start training")
             started = time.perf_counter()
             fitted = model.fit(train, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                                validation_data=validation,
                                validation_steps=max(1, math.ceil(0.1 * config.steps_per_epoch)),
-                               shuffle=False, callbacks=[timer], verbose=1 if sys.stdout.isatty() else 2)
+                               shuffle=False, callbacks=[timer], verbose=0)
             seconds["training"] = time.perf_counter() - started
         finally:
             stream.close()
         seconds["pairs"] = maker.busy_seconds
-        seconds["step_median"] = float(np.median(timer.seconds)) if timer.seconds else 0.0
+        seconds["step_median"] = float(np.median(timer.step_seconds)) if timer.step_seconds else 0.0
         save(model, model_path(result_dir, iteration))
         method_hooks.write_model_info(config, model_path(result_dir, iteration))
-        if iteration == config.iterations and not config.remove_intermediate and halves is not None:
+        newest = iteration - 1
+        if iteration == config.iterations and not config.remove_intermediate:
             started = time.perf_counter()
-            method_hooks.predict_halves(network.predict, halves, used, result_dir, iteration, config.batch_size)
+            predict_set(iteration, used)
             seconds["final_predicting"] = time.perf_counter() - started
-        elif iteration == config.iterations and not config.remove_intermediate:
-            started = time.perf_counter()
-            predict_subtomograms(network, originals, [prediction_path(result_dir, p, iteration) for p in originals],
-                                 config.batch_size, config.normalize_percentile,
-                                 desc=f"predicting iter{iteration:02d}")
-            seconds["final_predicting"] = time.perf_counter() - started
+            newest = iteration
         entry = {"iteration": iteration, "loss": [float(v) for v in fitted.history["loss"]],
                  "val_loss": [float(v) for v in fitted.history.get("val_loss", [])],
                  "noise_level": level, "seconds": {k: round(v, 4) for k, v in seconds.items()}}
         history.append(entry)
         save_state(iteration_json_path(result_dir, iteration), config, iteration, history)
-        log.info("Done iteration %d: loss %.4f, val_loss %.4f; seconds: pairs %.1f (threads), training %.1f, "
-                 "predicting %.1f, median step %.3f", iteration, entry["loss"][-1],
+        eta = clock.done(iteration)
+        log.info("iteration %d/%d done: loss %.4f, val_loss %.4f; seconds: pairs %.1f (threads), training %.1f, "
+                 "predicting %.1f, median step %.3f%s", iteration, config.iterations, entry["loss"][-1],
                  entry["val_loss"][-1] if entry["val_loss"] else float("nan"), seconds["pairs"],
-                 seconds["training"], seconds["predicting"], seconds["step_median"])
+                 seconds["training"], seconds["predicting"], seconds["step_median"],
+                 "; " + eta if eta else "")
         if config.remove_intermediate:
-            for path in previous:
-                if os.path.exists(path):
-                    os.remove(path)  # our own intermediate output, removal asked for
+            prune_predictions(set_paths, iteration, 1, result_dir)  # the set just used; no final set is made
+        else:
+            prune_predictions(set_paths, newest, config.keep_last, result_dir)
         changes = [h["iteration"] for a, h in zip(history, history[1:]) if h["noise_level"] != a["noise_level"]]
         pictures("plot_loss_curves", history, os.path.join(result_dir, "loss.png"), noise_changes=changes)
         _snapshot(pictures, network, originals[0], result_dir, iteration, config.normalize_percentile)
