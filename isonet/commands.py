@@ -246,8 +246,9 @@ REFINE = CommandSpec(
            "wedge) or isonet2 (Noise2Noise across the even/odd half subtomograms plus the wedge task, masked "
            "Fourier loss, per-tomogram normalisation; no noise added).", choices=METHODS,
            default_text="isonet2 when subtomo.star lists halves, else isonet"),
-     Param("mw_weight", "float", 4.0, "Masked loss: weight of the frequencies missing from the input but "
-           "measured in the target, relative to those measured in both.", range=">= 0"),
+     Param("mw_weight", "float", 16.0, "Masked loss: weight of the frequencies missing from the input but "
+           "measured in the target, relative to those measured in both (chosen on the quality benchmark, "
+           "docs/quality.md).", range=">= 0"),
      Param("masked_loss", "bool", False, "isonet method: masked Fourier loss instead of the mean absolute error "
            "(isonet2 always uses it)."),
      Param("dc_weight", "float", 0.0, "Weight of a data-consistency term (prediction vs input over the input's "

@@ -144,7 +144,7 @@ class HalfPairMaker:
     """
 
     def __init__(self, subtomos, used, tilt_ranges, cube_size, previous_dir=None, previous_iteration=0,
-                 mw_weight=4.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1):
+                 mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1):
         self.subtomos = subtomos
         self.used = [int(i) for i in used]
         self.tilt_ranges = [tuple(map(float, r)) for r in tilt_ranges]

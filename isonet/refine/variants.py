@@ -36,7 +36,7 @@ class VariantPairMaker(PairMaker):
     random_rotations : bool
     """
 
-    def __init__(self, *args, masked_loss=False, mw_weight=4.0, dc_weight=0.0, random_rotations=False, **kwargs):
+    def __init__(self, *args, masked_loss=False, mw_weight=16.0, dc_weight=0.0, random_rotations=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.masked_loss = bool(masked_loss)
         self.mw_weight = float(mw_weight)
