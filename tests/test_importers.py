@@ -88,8 +88,18 @@ def test_relion5_values_land_in_tomograms_star(tmp_path, monkeypatch, caplog):
     assert "bright density, as the intensities suggest" in text
 
 
+def test_relion5_fixture_runs_in_place(tmp_path, monkeypatch):
+    """The command of docs/real_data.md, in the repository's RELION 5 fixture (tomograms linked to the crops)."""
+    monkeypatch.chdir(os.path.join(DATA, "relion5"))
+    table = prepare_star(relion5=RELION_STAR, bright_density=True, output_star=str(tmp_path / "t.star"))
+    assert list(table["rlnMicrographName"]) == [f"Tomograms/job010/tomograms/rec_TS_{n}.mrc" for n in (13, 14)]
+    np.testing.assert_allclose(table["rlnPixelSize"], [PIXEL, PIXEL], rtol=1e-6)
+    assert list(table["rlnTiltMin"]) == [-57.0, -59.0] and list(table["rlnTiltMax"]) == [60.0, 55.0]
+
+
 def test_relion5_errors(tmp_path):
     root = _copy_fixture("relion5", tmp_path)
+    os.remove(root / "Tomograms" / "job010" / "tomograms" / "rec_TS_13.mrc")
     with pytest.raises(IsonetError, match="rec_TS_13.mrc not found"):
         prepare_star(relion5=str(root / RELION_STAR), output_star=str(tmp_path / "t.star"))
     with pytest.raises(UsageError, match="--relion5: give the RELION 5 tomograms.star alone"):

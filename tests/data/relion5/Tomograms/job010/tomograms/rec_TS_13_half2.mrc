@@ -1,0 +1,1 @@
+../../../../real/mt13pf_crop.mrc

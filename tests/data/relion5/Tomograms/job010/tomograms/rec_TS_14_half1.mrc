@@ -1,0 +1,1 @@
+../../../../real/mt14pf_crop.mrc
