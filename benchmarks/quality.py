@@ -83,9 +83,16 @@ METHODS = {
     "halves": dict(refine=dict(method="isonet2")),
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
     "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
+    "halves_dc": dict(refine=dict(method="isonet2", dc_weight=1.0)),
     # Random rotations keep the cut cube inside the rotated crop only with crop >= sqrt(3) x cube.
     "isonet1_randrot": dict(refine=dict(method="isonet", random_rotations=True), extract=dict(crop_size=56)),
     "halves_randrot": dict(refine=dict(method="isonet2", random_rotations=True), extract=dict(crop_size=56)),
+    # How the defaults of --learning_rate and --mw_weight were chosen (docs/quality.md).
+    "isonet1_lr0.0004": dict(refine=dict(method="isonet", learning_rate=0.0004)),
+    "halves_mw4": dict(refine=dict(method="isonet2", mw_weight=4.0)),
+    "halves_lr0.004_mw4": dict(refine=dict(method="isonet2", learning_rate=0.004, mw_weight=4.0)),
+    **{f"halves_lr0.0004_mw{w}": dict(refine=dict(method="isonet2", learning_rate=0.0004, mw_weight=float(w)))
+       for w in (4, 16, 64)},
 }
 
 
