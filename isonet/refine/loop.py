@@ -347,7 +347,8 @@ def refine(config, continue_from=None, logical_cpus=0):
         seconds["predicting"] = time.perf_counter() - started
 
         level = schedule[iteration] if halves is None else 0.0  # halves: the other half's noise denoises
-        log.info("Noise level: %g", level)
+        if halves is None:  # the halves method said once at the start that it adds no noise
+            log.info("Noise level: %g", level)
         banks = None
         if level > 1e-7:
             banks = {r: NoiseBank(config.noise_dir, subtomos.cube_size, r, config.noise_mode, config.seed)
