@@ -177,6 +177,8 @@ def test_snapshot_cli(tmp_path, rng):
     write_volume(tmp_path / "other.mrc", rng.standard_normal((8, 16, 12)).astype(np.float32))
     bad = run_cli("snapshot", "raw.mrc", "other.mrc", "--difference", cwd=tmp_path)
     assert bad.returncode == 2 and "--difference" in bad.stderr and "one shape" in bad.stderr
+    bad = run_cli("snapshot", "raw.mrc", "--difference", cwd=tmp_path)
+    assert bad.returncode == 2 and "--difference: needs two or more volumes" in bad.stderr
     bad = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--labels", "raw", cwd=tmp_path)
     assert bad.returncode == 2 and "--labels" in bad.stderr
     missing = run_cli("snapshot", "absent.mrc", cwd=tmp_path)

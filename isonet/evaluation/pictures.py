@@ -233,6 +233,8 @@ def snapshot_files(volumes, out, labels, difference):
     """
     if labels is not None and len(labels) != len(volumes):
         raise UsageError(f"--labels: {len(labels)} labels for {len(volumes)} volumes")
+    if difference and len(volumes) < 2:
+        raise UsageError(f"--difference: needs two or more volumes (the last minus the first), got {len(volumes)}")
     shapes = [read_header(path).shape for path in volumes]
     if difference and shapes[0] != shapes[-1]:
         raise UsageError(f"--difference: {volumes[0]} is {shapes[0]}, {volumes[-1]} is {shapes[-1]}; "
