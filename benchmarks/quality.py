@@ -22,7 +22,7 @@ named). Run it under ``nice -n 15`` on a shared machine.
 Usage::
 
     python benchmarks/quality.py [--work DIR] [--datasets a,b] [--methods isonet1,halves]
-                                 [--quick] [--held_out] [--list] [--force] [--report]
+                                 [--quick] [--held_out] [--list] [--force] [--report] [--rescore]
                                  [--budget iterations=10,...] [--gpu]
 """
 
@@ -231,7 +231,7 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
     star = prepare_dataset(name, spec, work)
     table = read_star(star)
     row = table.iloc[0]
-    truth = read_volume(os.path.join(os.path.dirname(star), "ground_truth", os.path.basename(row["rlnMicrographName"])))
+    truth = read_volume(truth_path(star))
     rows = [("raw", lambda: resolve_path(row["rlnMicrographName"], star))]
     if "rlnDeconvTomoName" in table.columns and row["rlnDeconvTomoName"] is not None:
         rows.append(("deconv", lambda: resolve_path(row["rlnDeconvTomoName"], star)))
@@ -255,6 +255,24 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
         atomic_write_text(path, json.dumps(entry, indent=1) + "\n")
         results[method] = entry
     return results
+
+
+def rescore_dataset(name, spec, methods, work):
+    """Score again, with today's metrics, the tomograms behind the saved scores of one dataset (no training)."""
+    found = saved_scores(work, name, ["raw", "deconv"] + list(methods))
+    if not found:
+        return found
+    truth = read_volume(truth_path(prepare_dataset(name, spec, work)))
+    for method, entry in found.items():
+        entry.update(scores(read_volume(entry["candidate"]), truth, spec))
+        atomic_write_text(score_path(work, name, method), json.dumps(entry, indent=1) + "\n")
+    return found
+
+
+def truth_path(star):
+    """The ground truth of the (single) tomogram of a dataset's tomograms.star."""
+    name = os.path.basename(read_star(star).iloc[0]["rlnMicrographName"])
+    return os.path.join(os.path.dirname(star), "ground_truth", name)
 
 
 COLUMNS = [("wedge 0-10°", lambda r: r["wedge_bands"]["0-10"]),
@@ -329,6 +347,8 @@ def main(argv=None):
                         "noise_start_iter=6:8 (tuples separated by ':'; its own cache folder)")
     parser.add_argument("--gpu", action="store_true", help="use every GPU present (default: the CPU)")
     parser.add_argument("--report", action="store_true", help="only print the tables of the scores already saved")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the saved tomograms again with today's metrics (no training), then print")
     parser.add_argument("--list", action="store_true", help="list datasets and methods (and why not available)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -370,8 +390,9 @@ def main(argv=None):
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
     per_dataset = {}
     for name in names:
-        if args.report:
-            per_dataset[name] = saved_scores(work, name, ["raw", "deconv"] + methods)
+        if args.report or args.rescore:
+            per_dataset[name] = (rescore_dataset(name, DATASETS[name], methods, work) if args.rescore
+                                 else saved_scores(work, name, ["raw", "deconv"] + methods))
             if not per_dataset[name]:
                 continue
             print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)

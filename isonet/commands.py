@@ -326,7 +326,8 @@ EVALUATE = CommandSpec(
     "evaluate", "Score a tomogram against its ground truth: missing-wedge correlation, directional FSC.",
     "Score a tomogram against its ground truth. Prints the overall correlation, the correlation in the "
     "missing-wedge and measured Fourier regions (1/low_resolution to 1/resolution, guard band excluded) and "
-    "the FSC in cones around X, Y and Z (resolutions at 0.5 and 0.143, Z/X ratio). Scores are correlations; "
+    "the FSC in cones around X, Y and Z (resolutions at 0.5 and 0.143, first crossing at or beyond "
+    "1/low_resolution; Z/X ratio). Scores are correlations; "
     "the candidate's sign is flipped when it correlates negatively.",
     (Param("candidate", "text", required=True, help="Tomogram to score (MRC).", target="candidate_path"),
      Param("ground_truth", "text", required=True, help="Ground-truth volume (MRC) of the same shape.",
@@ -340,8 +341,9 @@ EVALUATE = CommandSpec(
      Param("pixel_size", "float", None, "Pixel size.", unit="Å", range="> 0",
            default_text="the ground truth's header"),
      _GUARD, _CONE,
-     Param("low_resolution", "float", None, "Lowest resolution used by the region correlations.", unit="Å",
-           range="> 0", default_text="pixel_size x min(shape) / 2.5")),
+     Param("low_resolution", "float", None, "Lowest resolution used by the region correlations and by the "
+           "search for the FSC resolutions.", unit="Å", range="> 0",
+           default_text="pixel_size x min(shape) / 2.5")),
     "isonet.evaluation.metrics:evaluate_files")
 
 FSC3D = CommandSpec(

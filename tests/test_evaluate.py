@@ -144,6 +144,21 @@ def test_resolution_limits_select_the_frequencies(truth, rng):
     assert evaluate(truth, truth, PIXEL, tilt_min=-90, tilt_max=90)["correlation"]["missing_wedge"] is None
 
 
+def test_fsc_resolutions_skip_the_lowest_shells(truth):
+    # The two lowest shells anticorrelate: their few samples must not decide the resolution.
+    k = np.sqrt(sum(f ** 2 for f in np.meshgrid(np.fft.fftfreq(24), np.fft.fftfreq(32), np.fft.rfftfreq(32),
+                                                indexing="ij")))
+    low = (k > 0) & (k <= 2.4 / 24)
+    candidate = np.fft.irfftn(np.where(low, -np.fft.rfftn(truth), np.fft.rfftn(truth)), s=SHAPE, axes=(0, 1, 2))
+    result = evaluate(candidate, truth, PIXEL)
+    assert not result["sign_flipped"]
+    for axis in "xyz":
+        assert result["curves"][axis][0] < 0, axis  # the first shell anticorrelates ...
+        assert result["fsc"][axis]["0.143"] == pytest.approx(2 * PIXEL), axis  # ... and is not searched
+    everything = evaluate(candidate, truth, PIXEL, resolution=20.0, low_resolution=1e6)
+    assert everything["fsc"]["z"]["0.143"] == pytest.approx(PIXEL * 24)
+
+
 def test_mask_multiplies_both_volumes(truth, rng):
     candidate = truth.copy()
     candidate[:, :, 16:] = rng.standard_normal((24, 32, 16))

@@ -120,6 +120,10 @@ def test_resolution_at_interpolates_the_crossing():
     assert fourier.resolution_at(frequency, np.zeros(4), 0.5, 2.0) == (pytest.approx(20.0), True)
     with_gap = np.array([0.9, np.nan, 0.1, 0.0])
     assert fourier.resolution_at(frequency, with_gap, 0.5, 1.0)[0] == pytest.approx(1.0 / 0.2)
+    low_dip = np.array([-0.4, 0.9, 0.3, 0.1])  # a chance dip in the first shell
+    assert fourier.resolution_at(frequency, low_dip, 0.5, 2.0) == (pytest.approx(20.0), True)
+    assert fourier.resolution_at(frequency, low_dip, 0.5, 2.0, low_frequency=0.15) == (
+        pytest.approx(2.0 / (0.2 + 0.1 * 0.4 / 0.6)), True)
 
 
 def test_fsc_map_interpolates_direction_and_shell():

@@ -348,12 +348,12 @@ def conical_fsc(samples, directions, cone_angle):
     return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
 
 
-def resolution_at(frequency, fsc, threshold, pixel_size):
+def resolution_at(frequency, fsc, threshold, pixel_size, low_frequency=0.0):
     """Resolution (Å) where an FSC curve first falls below ``threshold``.
 
     The crossing frequency is interpolated linearly between the last shell at
     or above the threshold and the first below it; shells without samples
-    (NaN) are skipped.
+    (NaN) and shells below ``low_frequency`` are skipped.
 
     Parameters
     ----------
@@ -363,18 +363,23 @@ def resolution_at(frequency, fsc, threshold, pixel_size):
     threshold : float
     pixel_size : float
         Å per voxel.
+    low_frequency : float
+        Cycles per voxel; shells below it are not searched. The lowest shells
+        of a cone hold few samples (18 in the first Z shell of a 64x192x192
+        volume, 2 in that of a 96x160x160 one), so their FSC is mostly chance.
 
     Returns
     -------
     resolution : float
-        ``pixel_size / crossing frequency``. If the first shell is already
-        below the threshold, that shell's resolution (the box size); if the
+        ``pixel_size / crossing frequency``. If the first shell searched is already
+        below the threshold, that shell's resolution; if the
         curve never falls below, the Nyquist-limited resolution of the last shell.
     crossed : bool
         False when the curve never falls below the threshold.
     """
-    valid = np.isfinite(fsc)
-    frequency, fsc = np.asarray(frequency)[valid], np.asarray(fsc)[valid]
+    frequency, fsc = np.asarray(frequency), np.asarray(fsc)
+    valid = np.isfinite(fsc) & (frequency >= low_frequency)
+    frequency, fsc = frequency[valid], fsc[valid]
     if frequency.size == 0:
         return float("nan"), False
     below = np.nonzero(fsc < threshold)[0]
@@ -413,9 +418,9 @@ def fsc_curves(samples, cone_angle=30.0):
     return curves
 
 
-def curve_resolutions(frequency, fsc, pixel_size, thresholds=THRESHOLDS):
+def curve_resolutions(frequency, fsc, pixel_size, thresholds=THRESHOLDS, low_frequency=0.0):
     """``{threshold: resolution in Å}`` of one curve (see :func:`resolution_at`)."""
-    return {t: resolution_at(frequency, fsc, t, pixel_size)[0] for t in thresholds}
+    return {t: resolution_at(frequency, fsc, t, pixel_size, low_frequency)[0] for t in thresholds}
 
 
 def fsc_map(shape, directions, fsc, cone_angle, angular_step=1.0):

@@ -51,11 +51,14 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
     cone_angle : float
         Half-angle (degrees) of the cones around X, Y and Z for the directional FSC.
     low_resolution : float, optional
-        Å; the region correlations use frequencies from ``1 / low_resolution``
-        on. Default ``pixel_size * min(shape) / 2.5``: the two lowest shells
-        are left out, because a volume of finite thickness spreads measured
-        content over about ``1 / nz`` in kz, so near the origin the wedge is
-        not resolved (a raw tomogram correlates there with the truth).
+        Å; the region correlations and the search for the FSC resolutions use
+        frequencies from ``1 / low_resolution`` on. Default ``pixel_size *
+        min(shape) / 2.5``: the two lowest shells are left out, because a
+        volume of finite thickness spreads measured content over about
+        ``1 / nz`` in kz, so near the origin the wedge is not resolved (a raw
+        tomogram correlates there with the truth), and because a cone's lowest
+        shells hold too few samples for a meaningful FSC (18 in the first Z
+        shell of a 64x192x192 volume).
 
     Returns
     -------
@@ -116,7 +119,10 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
         "relative_by_depth": {name: json_number(relative_power(select)) for name, select in depth_bands.items()}}
     curves = fourier.fsc_curves(samples, cone_angle)
     frequency = curves["frequency"]
-    resolutions = {axis: fourier.curve_resolutions(frequency, curves[axis][0], pixel_size) for axis in fourier.AXES}
+    # The FSC resolutions leave out the same lowest shells as the correlations (see low_resolution).
+    resolutions = {axis: fourier.curve_resolutions(frequency, curves[axis][0], pixel_size,
+                                                   low_frequency=pixel_size / low_resolution)
+                   for axis in fourier.AXES}
     return {
         "shape": list(ground_truth.shape), "pixel_size": pixel_size, "tilt_range": [tilt_min, tilt_max],
         "resolution_limit": resolution, "low_resolution_limit": json_number(low_resolution),
