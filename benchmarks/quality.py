@@ -68,7 +68,8 @@ DATASETS = {
 
 #: The training budget every method gets (same steps for all), and the tiles of extract and predict.
 #: No added noise: with so few iterations IsoNet 1's noise schedule would not start (and its pairs cost time).
-BUDGET = dict(iterations=4, epochs=1, steps_per_epoch=50, batch_size=4, filter_base=8, noise_level=(0.05,),
+#: 400 steps: at 200 (``--budget iterations=4``, the first rounds) neither method had converged (docs/quality.md).
+BUDGET = dict(iterations=8, epochs=1, steps_per_epoch=50, batch_size=4, filter_base=8, noise_level=(0.05,),
               noise_start_iter=(100,), seed=0)
 QUICK_BUDGET = dict(BUDGET, iterations=2, steps_per_epoch=5)
 NUMBER_SUBTOMOS = 40  # per tomogram
@@ -81,6 +82,8 @@ EXTRACT_SEED = 0
 METHODS = {
     "isonet1": dict(refine=dict(method="isonet")),
     "halves": dict(refine=dict(method="isonet2")),
+    # The halves method at a constant learning rate (its default until the cosine decay, docs/quality.md).
+    "halves_constant_lr": dict(refine=dict(method="isonet2", final_learning_rate=0.002)),
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
     "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
     "halves_dc": dict(refine=dict(method="isonet2", dc_weight=1.0)),
@@ -215,14 +218,29 @@ def score_path(work, dataset, method):
     return os.path.join(work, "scores", dataset, method + ".json")
 
 
-def saved_scores(work, dataset, methods):
-    """The score entries already saved for ``dataset`` (method -> entry), in the order of ``methods``."""
+def run_settings(method, budget):
+    """What a saved score of ``method`` must have been made with to be reused: budget and options, as in JSON."""
+    if method in ("raw", "deconv"):
+        return {"budget": None, "options": None}
+    return json.loads(json.dumps({"budget": budget, "options": METHODS[method]}))
+
+
+def saved_scores(work, dataset, methods, budget):
+    """The score entries saved for ``dataset`` with this budget and today's method options (method -> entry).
+
+    In the order of ``methods``; a score made with another budget or other options is left out (stale).
+    """
     found = {}
     for method in methods:
         path = score_path(work, dataset, method)
         if os.path.isfile(path):
             with open(path) as handle:
-                found[method] = json.load(handle)
+                entry = json.load(handle)
+            settings = run_settings(method, budget)
+            if all(entry.get(key) == value for key, value in settings.items()):
+                found[method] = entry
+            else:
+                log.warning("%s: made with another budget or other options; not used", path)
     return found
 
 
@@ -241,25 +259,23 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
     results = {}
     for method, produce in rows:
         path = score_path(work, name, method)
-        if os.path.isfile(path) and not (force and method in methods):
-            results.update(saved_scores(work, name, [method]))
+        saved = {} if force and method in methods else saved_scores(work, name, [method], budget)
+        if saved:
+            results.update(saved)
             continue
         start = time.perf_counter()
         candidate = produce()
-        entry = {"dataset": name, "method": method, "candidate": candidate,
-                 "budget": {k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()}
-                 if method in methods else None,
-                 "options": METHODS.get(method), "seconds": round(time.perf_counter() - start, 1),
-                 **scores(read_volume(candidate), truth, spec)}
+        entry = {"dataset": name, "method": method, "candidate": candidate, **run_settings(method, budget),
+                 "seconds": round(time.perf_counter() - start, 1), **scores(read_volume(candidate), truth, spec)}
         os.makedirs(os.path.dirname(path), exist_ok=True)
         atomic_write_text(path, json.dumps(entry, indent=1) + "\n")
         results[method] = entry
     return results
 
 
-def rescore_dataset(name, spec, methods, work):
+def rescore_dataset(name, spec, methods, budget, work):
     """Score again, with today's metrics, the tomograms behind the saved scores of one dataset (no training)."""
-    found = saved_scores(work, name, ["raw", "deconv"] + list(methods))
+    found = saved_scores(work, name, ["raw", "deconv"] + list(methods), budget)
     if not found:
         return found
     truth = read_volume(truth_path(prepare_dataset(name, spec, work)))
@@ -391,8 +407,8 @@ def main(argv=None):
     per_dataset = {}
     for name in names:
         if args.report or args.rescore:
-            per_dataset[name] = (rescore_dataset(name, DATASETS[name], methods, work) if args.rescore
-                                 else saved_scores(work, name, ["raw", "deconv"] + methods))
+            per_dataset[name] = (rescore_dataset(name, DATASETS[name], methods, budget, work) if args.rescore
+                                 else saved_scores(work, name, ["raw", "deconv"] + methods, budget))
             if not per_dataset[name]:
                 continue
             print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)

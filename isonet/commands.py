@@ -218,9 +218,13 @@ REFINE = CommandSpec(
            default_text="max(4, 2 x GPUs)"),
      Param("steps_per_epoch", "int", None, "Training steps per epoch.", range=">= 1",
            default_text="min(int(6 x N / batch_size), 200), N = subtomograms used"),
-     Param("learning_rate", "float", 0.002, "Adam learning rate; a fresh optimizer every iteration "
-           "(IsoNet 1: 0.0004; docs/quality.md measures why 0.002).",
+     Param("learning_rate", "float", 0.002, "Adam learning rate of the first iteration; a fresh optimizer "
+           "every iteration (IsoNet 1: 0.0004; docs/quality.md measures why 0.002).",
            range="> 0"),
+     Param("final_learning_rate", "float", None, "Learning rate of the last iteration, reached by half a "
+           "cosine from --learning_rate (equal to it: constant).", range="> 0",
+           default_text="learning_rate / 10 with --method isonet2; learning_rate (constant, as IsoNet 1) "
+           "with isonet"),
      Param("noise_level", "floats", (0.05, 0.10, 0.15, 0.20), "Noise levels added to the training inputs, "
            "one per start iteration.", range=">= 0"),
      Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration at which each noise level starts (same "

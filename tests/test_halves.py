@@ -282,6 +282,10 @@ def test_refine_defaults_to_the_halves_method_and_writes_its_files(halves_run):
     state = _final_state(results)
     assert state["method"] == "isonet2" and state["mw_weight"] == 2
     assert [h["noise_level"] for h in state["history"]] == [0.0, 0.0]
+    # Cosine decay from --learning_rate (0.004) to a tenth of it at the last iteration.
+    assert state["final_learning_rate"] == pytest.approx(0.0004)
+    assert [h["learning_rate"] for h in state["history"]] == [pytest.approx(0.004), pytest.approx(0.0004)]
+    assert "Learning rate 0.0004" in result.stdout
     with open(os.path.join(results, "model_iter02.json")) as handle:
         assert json.load(handle)["method"] == "isonet2"
     names = set(os.listdir(results))

@@ -71,6 +71,7 @@ def test_cli_run_writes_every_file(run):
     assert state["iter_count"] == 2 and state["seed"] == 7 and state["filter_base"] == 8
     assert state["batch_size"] == 4 and state["noise_level"] == [0.1]
     assert [h["noise_level"] for h in state["history"]] == [0.0, 0.1]
+    assert [h["learning_rate"] for h in state["history"]] == [pytest.approx(0.004)] * 2  # IsoNet 1: constant
     assert len(state["losses"]) == 1 and len(state["val_losses"]) == 1 and state["losses"][0] > 0
     assert {"pairs", "training", "predicting"} <= set(state["history"][-1]["seconds"])
     noise_folders = os.listdir(os.path.join(results, "training_noise"))

@@ -50,6 +50,7 @@ from isonet.refine.intermediate import PredictionSet, prune_predictions
 from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
 from isonet.refine.pairs import PairMaker, PairStream, dump_pairs
 from isonet.refine.progress import RunClock, training_progress
+from isonet.refine.schedule import learning_rate_at
 from isonet.refine.validate import validate_refine
 from isonet.refine.wedge_ops import apply_wedge, wedge_masks
 
@@ -334,6 +335,10 @@ def refine(config, continue_from=None, logical_cpus=0):
                                                    method_hooks.loss(config, subtomos.cube_size))
 
         restart_training(model, fresh_optimizer, config.seed, iteration)
+        rate = learning_rate_at(iteration, config.iterations, config.learning_rate, config.final_learning_rate)
+        model.optimizer.learning_rate.assign(rate)
+        if config.final_learning_rate != config.learning_rate:
+            log.info("Learning rate %.3g", rate)
         filled = not (iteration == 1 and pretrained is None)  # a network predicted the previous iteration
         if halves is not None:
             if filled:
@@ -389,7 +394,8 @@ def refine(config, continue_from=None, logical_cpus=0):
             newest = iteration
         entry = {"iteration": iteration, "loss": [float(v) for v in fitted.history["loss"]],
                  "val_loss": [float(v) for v in fitted.history.get("val_loss", [])],
-                 "noise_level": level, "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+                 "noise_level": level, "learning_rate": rate,
+                 "seconds": {k: round(v, 4) for k, v in seconds.items()}}
         history.append(entry)
         save_state(iteration_json_path(result_dir, iteration), config, iteration, history)
         eta = clock.done(iteration)

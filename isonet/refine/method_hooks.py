@@ -15,6 +15,10 @@ from isonet.refine.variants import VariantPairMaker
 
 log = logging.getLogger("isonet")
 
+#: The halves method ends its cosine learning-rate decay at a tenth of --learning_rate: at a constant rate
+#: its result swung from iteration to iteration (docs/quality.md).
+FINAL_RATE_DIVISOR = 10.0
+
 __all__ = ["prepare", "loss", "pair_maker", "predict_halves", "previous_paths", "write_model_info"]
 
 
@@ -22,6 +26,8 @@ def prepare(config):
     """Settle ``config.method`` (default from the STAR file) and return the half subtomograms, or None."""
     if config.method is None:
         config.method = default_method(config.subtomo_star)
+    if config.final_learning_rate is None:
+        config.final_learning_rate = config.learning_rate / (FINAL_RATE_DIVISOR if config.method == "isonet2" else 1)
     log.info("Method: %s%s", config.method, " (Noise2Noise across half subtomograms, masked Fourier loss, "
              f"mw_weight {config.mw_weight})" if config.method == "isonet2" else "")
     if config.method != "isonet2":
