@@ -82,6 +82,9 @@ EXTRACT_SEED = 0
 METHODS = {
     "isonet1": dict(refine=dict(method="isonet")),
     "halves": dict(refine=dict(method="isonet2")),
+    # Another training seed (same subtomograms): the spread of one method between runs.
+    "halves_seed1": dict(refine=dict(method="isonet2", seed=1)),
+    "isonet1_seed1": dict(refine=dict(method="isonet", seed=1)),
     # The halves method at a constant learning rate (its default until the cosine decay, docs/quality.md).
     "halves_constant_lr": dict(refine=dict(method="isonet2", final_learning_rate=0.002)),
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
