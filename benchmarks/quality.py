@@ -86,7 +86,7 @@ METHODS = {
     "halves_seed1": dict(refine=dict(method="isonet2", seed=1)),
     "isonet1_seed1": dict(refine=dict(method="isonet", seed=1)),
     # The halves method at a constant learning rate (its default until the cosine decay, docs/quality.md).
-    "halves_constant_lr": dict(refine=dict(method="isonet2", final_learning_rate=0.002)),
+    "halves_constant_lr": dict(refine=dict(method="isonet2", learning_rate=0.002, final_learning_rate=0.002)),
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
     "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
     "halves_dc": dict(refine=dict(method="isonet2", dc_weight=1.0)),
@@ -212,8 +212,8 @@ def run_method(name, spec, star, method, options, budget, work, gpu_ids=()):
     refine(config)
     corrected_dir = os.path.join(folder, "corrected")
     table = predict_tomograms(run_star, model_path(result_dir, budget["iterations"]), output_dir=corrected_dir,
-                              gpu_ids=None if gpu_ids is None else list(gpu_ids), cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP,
-                              **options.get("predict", {}))
+                              gpu_ids=None if gpu_ids is None else list(gpu_ids), cube_size=PREDICT_CUBE,
+                              crop_size=PREDICT_CROP, **options.get("predict", {}))
     return resolve_path(table["rlnCorrectedTomoName"].iloc[0], run_star)
 
 

@@ -249,6 +249,8 @@ CASES = [
     ("refine-kernel-two-values", ["refine", "subtomo.star", "--kernel", "3,3"], 2, "--kernel"),
     ("refine-iterations-zero", ["refine", "subtomo.star", "--iterations", "0"], 2, "--iterations"),
     ("refine-learning-rate-abc", ["refine", "subtomo.star", "--learning_rate", "fast"], 2, "--learning_rate"),
+    ("refine-final-learning-rate-zero", ["refine", "subtomo.star", "--final_learning_rate", "0"], 2,
+     "--final_learning_rate: expected a value > 0"),
     ("refine-continue-missing", ["refine", "--continue_from", "results/refine_iter07.json"], 1,
      "refine_iter07.json: file not found"),
     ("refine-pretrained-missing", ["refine", "subtomo.star", "--pretrained_model", "nothere.h5"], 1,

@@ -225,6 +225,16 @@ def test_restarted_model_trains_like_a_reloaded_one_without_retracing():
                     reloaded.get_weights() + [v.numpy() for v in reloaded.optimizer.variables]):
         assert np.array_equal(a, b)
 
+    # The iteration's learning rate is the one Adam steps with: 0 leaves the trainable weights as they were.
+    before = [w.numpy() for w in kept.trainable_weights]
+    restart_training(kept, fresh, 5, 3, learning_rate=0.0)
+    train(kept)
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, kept.trainable_weights))
+    restart_training(kept, fresh, 5, 4, learning_rate=0.003)
+    assert float(kept.optimizer.learning_rate.numpy()) == pytest.approx(0.003)
+    train(kept)
+    assert not all(np.array_equal(a, w.numpy()) for a, w in zip(before, kept.trainable_weights))
+
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """Two logical CPU devices (set before TensorFlow starts, hence a subprocess); also --remove_intermediate."""

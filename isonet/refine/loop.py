@@ -138,7 +138,7 @@ def _seed_generators(model):
             if isinstance(value, keras.random.SeedGenerator)]
 
 
-def restart_training(model, fresh_optimizer, seed, iteration):
+def restart_training(model, fresh_optimizer, seed, iteration, learning_rate=None):
     """Start iteration ``iteration`` of training ``model`` compiled by :func:`compile_for_training`.
 
     IsoNet 1 compiles a new Adam every iteration; restoring the optimizer's
@@ -156,9 +156,13 @@ def restart_training(model, fresh_optimizer, seed, iteration):
         Returned by :func:`compile_for_training`.
     seed, iteration : int
         Run seed and iteration number (1-based).
+    learning_rate : float, optional
+        This iteration's rate (:func:`isonet.refine.schedule.learning_rate_at`); None keeps the compiled one.
     """
     for variable, value in zip(model.optimizer.variables, fresh_optimizer):
         variable.assign(value)
+    if learning_rate is not None:
+        model.optimizer.learning_rate.assign(learning_rate)
     generators = _seed_generators(model)
     seeds = np.random.default_rng([seed, iteration, _SALT_DROPOUT]).integers(2 ** 31, size=len(generators))
     for generator, layer_seed in zip(generators, seeds):
@@ -334,9 +338,8 @@ def refine(config, continue_from=None, logical_cpus=0):
             fresh_optimizer = compile_for_training(model, strategy, config.learning_rate,
                                                    method_hooks.loss(config, subtomos.cube_size))
 
-        restart_training(model, fresh_optimizer, config.seed, iteration)
         rate = learning_rate_at(iteration, config.iterations, config.learning_rate, config.final_learning_rate)
-        model.optimizer.learning_rate.assign(rate)
+        restart_training(model, fresh_optimizer, config.seed, iteration, rate)
         if config.final_learning_rate != config.learning_rate:
             log.info("Learning rate %.3g", rate)
         filled = not (iteration == 1 and pretrained is None)  # a network predicted the previous iteration
