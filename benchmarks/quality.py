@@ -22,8 +22,8 @@ named). Run it under ``nice -n 15`` on a shared machine.
 Usage::
 
     python benchmarks/quality.py [--work DIR] [--datasets a,b] [--methods isonet1,halves]
-                                 [--quick] [--held_out] [--list] [--force] [--report] [--rescore]
-                                 [--budget iterations=10,...] [--gpu]
+                                 [--quick] [--held_out] [--list] [--force] [--repredict] [--report]
+                                 [--rescore] [--budget iterations=10,...] [--gpu]
 """
 
 import argparse
@@ -31,6 +31,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import statistics
 import sys
 import time
@@ -78,13 +79,23 @@ PREDICT_CUBE, PREDICT_CROP = 48, 64
 EXTRACT_SEED = 0
 
 #: Methods: refine options (``refine``), and optionally options of extract and predict. ``method``:
-#: ``isonet`` is IsoNet 1's (also when this isonet has no --method at all).
+#: ``isonet`` is IsoNet 1's (also when this isonet has no --method at all). ``model_from``: predict only,
+#: with the network another method trained (run first). ``<method>_seedN``: another training seed of
+#: ``<method>`` (seed 0); the tables of means over seeds group them.
 METHODS = {
     "isonet1": dict(refine=dict(method="isonet")),
     "halves": dict(refine=dict(method="isonet2")),
     # Another training seed (same subtomograms): the spread of one method between runs.
     "halves_seed1": dict(refine=dict(method="isonet2", seed=1)),
     "isonet1_seed1": dict(refine=dict(method="isonet", seed=1)),
+    "halves_seed2": dict(refine=dict(method="isonet2", seed=2)),
+    "isonet1_seed2": dict(refine=dict(method="isonet", seed=2)),
+    # predict options with the networks of these runs (no training of their own): --average_rotated, and
+    # the halves method's outputs for the two half tomograms averaged (its predict until the full tomogram).
+    **{f"{source}_rotated": dict(model_from=source, predict=dict(average_rotated=True))
+       for source in ("halves", "halves_seed1", "isonet1", "isonet1_seed1")},
+    **{f"{source}_average_halves": dict(model_from=source, predict=dict(average_halves=True))
+       for source in ("halves", "halves_seed1", "halves_seed2")},
     # The halves method at a constant learning rate (its default until the cosine decay, docs/quality.md).
     "halves_constant_lr": dict(refine=dict(method="isonet2", learning_rate=0.002, final_learning_rate=0.002)),
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
@@ -108,6 +119,8 @@ def method_problem(options):
     from isonet.predict.predict import predict_tomograms
     from isonet.refine.config import RefineConfig
 
+    if "model_from" in options and options["model_from"] not in METHODS:
+        return f"model_from: unknown method {options['model_from']!r}"
     settings = set(RefineConfig.setting_names())
     for name, value in options.get("refine", {}).items():
         if name not in settings and not (name == "method" and value == "isonet"):
@@ -185,20 +198,36 @@ def scores(candidate, truth, spec):
             "z_over_x_0.143": result["z_over_x"]["0.143"], "wedge_power": result["wedge_power"]}
 
 
-def run_method(name, spec, star, method, options, budget, work, gpu_ids=()):
+def run_method(name, spec, star, method, options, budget, work, gpu_ids=(), repredict=False):
     """extract -> refine -> predict for one method on one dataset; returns the corrected tomogram's path.
 
-    ``gpu_ids``: GPUs to use (empty: the CPU; None: every GPU present).
+    ``gpu_ids``: GPUs to use (empty: the CPU; None: every GPU present). ``repredict``: keep the network
+    of an earlier run where there is one (predict and score only).
     """
-    from isonet.preprocess.extract import extract_subtomograms
     from isonet.predict.predict import predict_tomograms
-    from isonet.refine.config import RefineConfig
-    from isonet.refine.loop import model_path, refine
+    from isonet.refine.loop import model_path
 
     folder = os.path.join(work, "runs", name, method)
     os.makedirs(folder, exist_ok=True)
     run_star = os.path.join(folder, "tomograms.star")
     rewrite_paths(star, run_star, lambda path: path)  # absolute: the copy lives in another folder
+    result_dir = os.path.join(work, "runs", name, options.get("model_from", method), "results")
+    trained = os.path.isfile(model_path(result_dir, budget["iterations"]))
+    if "model_from" not in options and not (repredict and trained):
+        train(folder, run_star, result_dir, options, budget, gpu_ids)
+    corrected_dir = os.path.join(folder, "corrected")
+    table = predict_tomograms(run_star, model_path(result_dir, budget["iterations"]), output_dir=corrected_dir,
+                              gpu_ids=None if gpu_ids is None else list(gpu_ids), cube_size=PREDICT_CUBE,
+                              crop_size=PREDICT_CROP, **options.get("predict", {}))
+    return resolve_path(table["rlnCorrectedTomoName"].iloc[0], run_star)
+
+
+def train(folder, run_star, result_dir, options, budget, gpu_ids):
+    """extract and refine of one method in ``folder`` (refine writes to ``result_dir``)."""
+    from isonet.preprocess.extract import extract_subtomograms
+    from isonet.refine.config import RefineConfig
+    from isonet.refine.loop import refine
+
     subtomo_star = os.path.join(folder, "subtomo.star")
     extract_options = dict(dict(cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=EXTRACT_SEED),
                            **options.get("extract", {}))
@@ -206,15 +235,9 @@ def run_method(name, spec, star, method, options, budget, work, gpu_ids=()):
                          **extract_options)
     settings = dict(budget, **{k: v for k, v in options.get("refine", {}).items()
                                if k in RefineConfig.setting_names()})
-    result_dir = os.path.join(folder, "results")
     config = RefineConfig.from_cli(dict(settings, subtomo_star=subtomo_star, result_dir=result_dir,
                                               gpuID=None if gpu_ids is None else list(gpu_ids)))
     refine(config)
-    corrected_dir = os.path.join(folder, "corrected")
-    table = predict_tomograms(run_star, model_path(result_dir, budget["iterations"]), output_dir=corrected_dir,
-                              gpu_ids=None if gpu_ids is None else list(gpu_ids), cube_size=PREDICT_CUBE,
-                              crop_size=PREDICT_CROP, **options.get("predict", {}))
-    return resolve_path(table["rlnCorrectedTomoName"].iloc[0], run_star)
 
 
 def score_path(work, dataset, method):
@@ -247,8 +270,12 @@ def saved_scores(work, dataset, methods, budget):
     return found
 
 
-def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()):
-    """Score raw, deconv and every method on one dataset (JSON cached per method)."""
+def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=(), repredict=False):
+    """Score raw, deconv and every method on one dataset (JSON cached per method).
+
+    ``force``: run the methods again; ``repredict``: predict and score them again with the networks
+    already trained (those without one are trained).
+    """
     star = prepare_dataset(name, spec, work)
     table = read_star(star)
     row = table.iloc[0]
@@ -258,11 +285,11 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
         rows.append(("deconv", lambda: resolve_path(row["rlnDeconvTomoName"], star)))
     for method in methods:
         rows.append((method, lambda method=method: run_method(name, spec, star, method, METHODS[method], budget,
-                                                              work, gpu_ids)))
+                                                              work, gpu_ids, repredict)))
     results = {}
     for method, produce in rows:
         path = score_path(work, name, method)
-        saved = {} if force and method in methods else saved_scores(work, name, [method], budget)
+        saved = {} if (force or repredict) and method in methods else saved_scores(work, name, [method], budget)
         if saved:
             results.update(saved)
             continue
@@ -343,6 +370,66 @@ def median_table(per_dataset):
     return "\n".join(lines)
 
 
+def seed_base(method):
+    """The method of which ``method`` is another training seed: 'halves_seed1_rotated' -> 'halves_rotated'."""
+    return re.sub(r"_seed\d+", "", method)
+
+
+def _mean_range(values, header):
+    if not values:
+        return "-"
+    text = _show(statistics.fmean(values), header)
+    return text if len(values) == 1 else f"{text} ({_show(min(values), header)}-{_show(max(values), header)})"
+
+
+SEED_COLUMNS = [COLUMNS[3], COLUMNS[4], COLUMNS[7], COLUMNS[8]]  # 10-30° band, measured, Z Å, Z/X
+
+
+def seed_mean_tables(per_dataset, default="halves", reference="isonet1"):
+    """Means over training seeds: per dataset, the median over datasets, and ``default`` against ``reference``.
+
+    Only methods run with more than one seed on some dataset are shown. Returns markdown, or "" if none.
+    """
+    groups = {}
+    for name, results in per_dataset.items():
+        for method, entry in results.items():
+            groups.setdefault(seed_base(method), {}).setdefault(name, []).append(entry)
+    shown = [base for base, by_dataset in groups.items() if any(len(e) > 1 for e in by_dataset.values())]
+    if not shown:
+        return ""
+    lines = ["| dataset | method (seeds) | " + " | ".join(h for h, _ in SEED_COLUMNS) + " |",
+             "|---|---|" + "---:|" * len(SEED_COLUMNS)]
+    means = {base: {} for base in shown}
+    for name in per_dataset:
+        for base in shown:
+            entries = groups[base].get(name, [])
+            if not entries:
+                continue
+            cells = []
+            for header, get in SEED_COLUMNS:
+                values = [get(e) for e in entries if get(e) is not None]
+                means[base].setdefault(name, {})[header] = statistics.fmean(values) if values else None
+                cells.append(_mean_range(values, header))
+            lines.append(f"| {name} | {base} ({len(entries)}) | " + " | ".join(cells) + " |")
+    lines += ["", "| method (datasets): median of the means | " + " | ".join(h for h, _ in SEED_COLUMNS) + " |",
+              "|---|" + "---:|" * len(SEED_COLUMNS)]
+    for base in shown:
+        cells = []
+        for header, _ in SEED_COLUMNS:
+            values = [m[header] for m in means[base].values() if m[header] is not None]
+            cells.append(_show(statistics.median(values), header) if values else "-")
+        lines.append(f"| {base} ({len(means[base])}) | " + " | ".join(cells) + " |")
+    if default in means and reference in means:
+        band, z = SEED_COLUMNS[0][0], SEED_COLUMNS[2][0]
+        common = [n for n in means[default] if n in means[reference]]
+        wins_band = [n for n in common if means[default][n][band] > means[reference][n][band]]
+        wins_z = [n for n in common if means[default][n][z] < means[reference][n][z]]
+        lines += ["", f"{default} beats {reference} (means over seeds) in the 10-30° band on {len(wins_band)}/"
+                  f"{len(common)} datasets, in Z FSC on {len(wins_z)}/{len(common)}; loses the band on "
+                  f"{sorted(set(common) - set(wins_band)) or 'none'}, Z on {sorted(set(common) - set(wins_z)) or 'none'}."]
+    return "\n".join(lines)
+
+
 def describe(name, spec):
     z, y, x = spec["shape"]
     ctf = f"CTF {spec['defocus'] / 1e4:g} µm + deconv" if spec["defocus"] > 0 else "no CTF"
@@ -361,6 +448,8 @@ def main(argv=None):
     parser.add_argument("--held_out", action="store_true", help="also run the held-out datasets (last)")
     parser.add_argument("--quick", action="store_true", help="tiny budget, for a smoke test (own cache)")
     parser.add_argument("--force", action="store_true", help="recompute the scores of the methods named")
+    parser.add_argument("--repredict", action="store_true", help="predict and score the methods named again "
+                        "with the networks they trained before (after a change of predict; no training)")
     parser.add_argument("--budget", default=None,
                         help="other training budget, e.g. iterations=10,steps_per_epoch=50,filter_base=16,"
                         "noise_start_iter=6:8 (tuples separated by ':'; its own cache folder)")
@@ -393,7 +482,11 @@ def main(argv=None):
         problem = method_problem(METHODS[method])
         if problem:
             print(f"method {method} skipped: {problem}")
-        else:
+            continue
+        source = METHODS[method].get("model_from")
+        if source and source not in methods:
+            methods.append(source)  # its network first
+        if method not in methods:
             methods.append(method)
     budget = QUICK_BUDGET if args.quick else BUDGET
     work = os.path.join(args.work, "quick") if args.quick else args.work
@@ -417,12 +510,15 @@ def main(argv=None):
             print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)
             continue
         per_dataset[name] = benchmark_dataset(name, DATASETS[name], methods, budget, work, args.force,
-                                              None if args.gpu else ())
+                                              None if args.gpu else (), args.repredict)
         print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)
     for title, held in (("benchmark datasets", False), ("held-out datasets", True)):
         chosen = {n: r for n, r in per_dataset.items() if bool(DATASETS[n].get("held_out")) == held}
         if chosen:
             print(f"\n### Median over the {title}\n\n{median_table(chosen)}", flush=True)
+            seeds = seed_mean_tables(chosen)
+            if seeds:
+                print(f"\n### Means over training seeds, {title}\n\n{seeds}", flush=True)
     return 0
 
 

@@ -281,7 +281,13 @@ PREDICT = CommandSpec(
      _TOMO_IDX,
      Param("mixed_precision", "bool", False, "Compute in float16 on GPUs (bfloat16 on the CPU)."),
      Param("snapshot", "bool", False, "Also save <output_dir>/<root>_snapshot.png (central slices of the input, "
-           "the corrected tomogram and their difference).")),
+           "the corrected tomogram and their difference)."),
+     Param("average_halves", "bool", False, "With a network of refine's halves method: predict both half "
+           "tomograms and average the outputs (IsoNet 2's and DeepDeWedge's way) instead of the full tomogram, "
+           "whose noise is half as strong (docs/quality.md); twice the time."),
+     Param("average_rotated", "bool", False, "Also predict every tile rotated by 180 degrees about the tilt axis "
+           "(Y), which leaves the missing wedge in place, and average the two outputs: a little less noise "
+           "for twice the network time (docs/quality.md).")),
     "isonet.predict.predict:predict_tomograms")
 
 RESIZE = CommandSpec(
@@ -364,7 +370,10 @@ FSC3D = CommandSpec(
            range=">= 0"),
      Param("out", "text", "fsc3d", "Output path prefix.", target="out_prefix"),
      _GUARD,
-     Param("n_directions", "int", 100, "Cone directions over the half sphere for the 3-D map.", range=">= 1")),
+     Param("n_directions", "int", 100, "Cone directions over the half sphere for the 3-D map.", range=">= 1"),
+     Param("low_resolution", "float", None, "Lowest resolution searched for the FSC resolutions (a cone's "
+           "lowest shells hold too few Fourier samples).", unit="Å", range="> 0",
+           default_text="pixel_size x min(shape) / 2.5 (of the crops with --cubic_crops)")),
     "isonet.evaluation.fsc:fsc3d_files")
 
 SNAPSHOT = CommandSpec(

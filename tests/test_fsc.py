@@ -94,8 +94,12 @@ def test_wedge_filtered_copy_is_high_in_x_and_y_low_in_z(rng):
         assert np.all(np.abs(curves[name]) <= 3 / np.sqrt(counts[name])), name
         assert np.abs(curves[name]).mean() < 0.1, name
     assert result["resolution"]["x"][0.143] == pytest.approx(20.0)
-    assert result["resolution"]["z"][0.143] == pytest.approx(320.0)  # below 0.143 at the first shell
-    assert result["z_over_x"][0.143] == pytest.approx(16.0)
+    # below 0.143 at the first shell searched: the third (the two lowest are left out by default)
+    assert result["low_resolution"] == pytest.approx(10.0 * 32 / 2.5)
+    assert result["resolution"]["z"][0.143] == pytest.approx(10.0 * 32 / 3)
+    assert result["z_over_x"][0.143] == pytest.approx(32 / 3 / 2)
+    everything = fsc3d(volume, measured_copy(rng, volume), pixel_size=10.0, n_directions=4, low_resolution=1e6)
+    assert everything["resolution"]["z"][0.143] == pytest.approx(320.0)  # searched from the first shell
     # 3-D map: along kx (centre row of the centred layout) high, along kz low (cones of directions
     # a few degrees off Z reach into the measured region, hence not 0).
     fsc_map = result["map"]
@@ -185,6 +189,7 @@ def test_fsc3d_cli(tmp_path, rng):
     assert printed["pixel_size"] == 8.0 and printed["crops"] == [[0, 0, 0], [0, 16, 16]]
     assert printed["resolution"]["x"]["0.143"] == pytest.approx(16.0)
     assert printed["resolution"]["z"]["0.143"] > 2 * 16.0 and printed["z_over_x"]["0.143"] > 2
+    assert printed["low_resolution"] == pytest.approx(8.0 * 16 / 2.5)  # of the 16^3 crops
     saved = json.loads((tmp_path / "fsc/half.json").read_text())
     assert saved["resolution"] == printed["resolution"] and len(saved["curves"]["z"]["fsc"]) == 8
     assert read_volume(tmp_path / "fsc/half_map.mrc").shape == (16, 16, 16)

@@ -238,8 +238,9 @@ def test_variant_pair_maker_keeps_isonet_pairs_and_adds_weights(tmp_path):
 
 # ----------------------------------------------------------------------------- refine and predict
 
-def test_predict_averages_the_normalised_halves(tmp_path):
-    """Identity network with a halves model JSON: the output is -(mean of the slab-normalised halves)."""
+def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
+    """Identity network with a halves model JSON: -(the slab-normalised full tomogram); with --average_halves,
+    -(mean of the slab-normalised halves)."""
     from isonet.io.model_info import write_model_info
     from isonet.predict.predict import predict_tomograms
     from isonet.network.unet import build_unet, save_model
@@ -253,12 +254,17 @@ def test_predict_averages_the_normalised_halves(tmp_path):
     head.set_weights([np.zeros_like(w) for w in head.get_weights()])  # residual: exactly the identity
     save_model(model, str(tmp_path / "identity.h5"))
     write_model_info(str(tmp_path / "identity.h5"), {"method": "isonet2", "normalization": "slab_mean_std"})
-    predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
-                      output_dir=str(tmp_path / "out"), gpu_ids=[], cube_size=16, crop_size=24)
+    full = read_volume(tmp_path / "tomos" / "tomo_00.mrc")
     halves = [read_volume(tmp_path / p) for p in ("even/tomo_00.mrc", "odd/tomo_00_odd.mrc")]
-    expected = -sum(apply_statistics(h, *slab_statistics(h)) for h in halves) / 2
-    result = read_volume(tmp_path / "out" / "tomo_00_corrected.mrc")
-    np.testing.assert_allclose(result, expected, atol=1e-5)
+    expected = {False: -apply_statistics(full, *slab_statistics(full)),
+                True: -sum(apply_statistics(h, *slab_statistics(h)) for h in halves) / 2}
+    for average_halves in (False, True):
+        predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
+                          output_dir=str(tmp_path / f"out{average_halves}"), gpu_ids=[], cube_size=16, crop_size=24,
+                          average_halves=average_halves)
+        result = read_volume(tmp_path / f"out{average_halves}" / "tomo_00_corrected.mrc")
+        np.testing.assert_allclose(result, expected[average_halves], atol=1e-5)
+    assert np.abs(expected[True] - expected[False]).mean() > 0.1  # the two ways differ on these volumes
     assert read_star(tmp_path / "tomograms.star")["rlnCorrectedTomoName"][0].endswith("tomo_00_corrected.mrc")
 
 

@@ -348,6 +348,18 @@ def conical_fsc(samples, directions, cone_angle):
     return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
 
 
+def default_low_resolution(pixel_size, shape):
+    """Å: the default lowest resolution of the scores, ``pixel_size * min(shape) / 2.5``.
+
+    It leaves out the two lowest Fourier shells: a volume of finite thickness
+    spreads measured content over about ``1 / nz`` in kz, so near the origin the
+    wedge is not resolved, and a cone's lowest shells hold too few samples for a
+    meaningful FSC (18 in the first Z shell of a 64x192x192 volume, 2 in that of a
+    96x160x160 one).
+    """
+    return float(pixel_size) * min(shape) / 2.5
+
+
 def resolution_at(frequency, fsc, threshold, pixel_size, low_frequency=0.0):
     """Resolution (Å) where an FSC curve first falls below ``threshold``.
 

@@ -80,7 +80,7 @@ def cubic_crop_corners(shape, n_crops):
 
 
 def fsc3d(volume_a, volume_b, pixel_size, mask=None, cone_angle=30.0, tilt_min=-60.0, tilt_max=60.0,
-          guard_band=5.0, cubic_crops=0, n_directions=100):
+          guard_band=5.0, cubic_crops=0, n_directions=100, low_resolution=None):
     """Directional, wedge-region and 3-D FSC of two volumes.
 
     Parameters
@@ -104,6 +104,11 @@ def fsc3d(volume_a, volume_b, pixel_size, mask=None, cone_angle=30.0, tilt_min=-
         ``min(shape)`` (see :func:`cubic_crop_corners`).
     n_directions : int
         Cone directions sampled over the half sphere for the 3-D map.
+    low_resolution : float, optional
+        Å; the resolutions are searched from ``1 / low_resolution`` on (the curves keep every
+        shell). Default :func:`isonet.evaluation.fourier.default_low_resolution` of the
+        (cropped) volumes: the two lowest shells, where a cone holds a handful of samples and
+        one chance dip would decide the resolution, are left out.
 
     Returns
     -------
@@ -111,7 +116,8 @@ def fsc3d(volume_a, volume_b, pixel_size, mask=None, cone_angle=30.0, tilt_min=-
         ``frequency_per_A`` (shells, ndarray); ``curves``: name -> ``(fsc,
         count)`` arrays for ``x``, ``y``, ``z``, ``measured``,
         ``missing_wedge``, ``all`` (averaged over crops; counts summed);
-        ``resolution``: name -> {0.5: Å, 0.143: Å}; ``z_over_x``: threshold ->
+        ``resolution``: name -> {0.5: Å, 0.143: Å}; ``low_resolution``: Å, the
+        lowest resolution searched; ``z_over_x``: threshold ->
         ratio; ``map``: the 3-D FSC volume (float32, crop shape if cropping);
         ``crops``: the crop corners used (empty without cropping);
         ``sign_flipped``: whether B was multiplied by -1.
@@ -149,11 +155,16 @@ def fsc3d(volume_a, volume_b, pixel_size, mask=None, cone_angle=30.0, tilt_min=-
         map_sum += volume_map
     n = len(boxes)
     averaged = {name: (fsc / n, count) for name, (fsc, count) in curve_sums.items()}
-    resolution = {name: fourier.curve_resolutions(frequency, fsc, pixel_size) for name, (fsc, _) in averaged.items()}
+    if low_resolution is None:
+        low_resolution = fourier.default_low_resolution(pixel_size, a.shape)
+    lowest = pixel_size / low_resolution
+    resolution = {name: fourier.curve_resolutions(frequency, fsc, pixel_size, low_frequency=lowest)
+                  for name, (fsc, _) in averaged.items()}
     return {
         "frequency_per_A": frequency / pixel_size,
         "curves": averaged,
         "resolution": resolution,
+        "low_resolution": float(low_resolution),
         "z_over_x": {t: resolution["z"][t] / resolution["x"][t] for t in fourier.THRESHOLDS},
         "map": map_sum / n,
         "crops": corners,
@@ -163,7 +174,7 @@ def fsc3d(volume_a, volume_b, pixel_size, mask=None, cone_angle=30.0, tilt_min=-
 
 @FSC3D.implements
 def fsc3d_files(path_a, path_b, out_prefix, mask_path, pixel_size, cone_angle, tilt_min, tilt_max, guard_band,
-                cubic_crops, n_directions):
+                cubic_crops, n_directions, low_resolution):
     """Run :func:`fsc3d` on two MRC files and write ``PREFIX.json``, ``PREFIX.png`` and ``PREFIX_map.mrc``.
 
     Every setting and the headers of all inputs are checked before a volume is read. Defaults and
@@ -200,12 +211,13 @@ def fsc3d_files(path_a, path_b, out_prefix, mask_path, pixel_size, cone_angle, t
     check_output_folder(folder, "--out")
     mask = read_volume(mask_path) if mask_path else None
     result = fsc3d(read_volume(path_a), read_volume(path_b), pixel_size, mask, cone_angle, tilt_min, tilt_max,
-                   guard_band, cubic_crops, n_directions)
+                   guard_band, cubic_crops, n_directions, low_resolution)
     os.makedirs(folder, exist_ok=True)
     summary = {
         "a": str(path_a), "b": str(path_b), "mask": str(mask_path) if mask_path else None,
         "pixel_size": pixel_size, "cone_angle": cone_angle, "tilt_range": [tilt_min, tilt_max],
-        "guard_band": guard_band, "crops": [list(c) for c in result["crops"]],
+        "guard_band": guard_band, "low_resolution": result["low_resolution"],
+        "crops": [list(c) for c in result["crops"]],
         "sign_flipped": result["sign_flipped"],
         "resolution": {name: {str(t): json_number(r) for t, r in res.items()}
                        for name, res in result["resolution"].items()},

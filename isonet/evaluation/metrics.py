@@ -52,13 +52,10 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
         Half-angle (degrees) of the cones around X, Y and Z for the directional FSC.
     low_resolution : float, optional
         Å; the region correlations and the search for the FSC resolutions use
-        frequencies from ``1 / low_resolution`` on. Default ``pixel_size *
-        min(shape) / 2.5``: the two lowest shells are left out, because a
-        volume of finite thickness spreads measured content over about
-        ``1 / nz`` in kz, so near the origin the wedge is not resolved (a raw
-        tomogram correlates there with the truth), and because a cone's lowest
-        shells hold too few samples for a meaningful FSC (18 in the first Z
-        shell of a 64x192x192 volume).
+        frequencies from ``1 / low_resolution`` on. Default
+        :func:`isonet.evaluation.fourier.default_low_resolution` (the two lowest
+        shells left out: there a raw tomogram correlates with the truth, and a
+        cone holds too few samples for a meaningful FSC).
 
     Returns
     -------
@@ -89,7 +86,7 @@ def evaluate(candidate, ground_truth, pixel_size, tilt_min=-60.0, tilt_max=60.0,
     if flipped:
         samples.flip_sign_of_b()
     if low_resolution is None:
-        low_resolution = pixel_size * min(ground_truth.shape) / 2.5
+        low_resolution = fourier.default_low_resolution(pixel_size, ground_truth.shape)
     if not low_resolution > resolution:
         raise IsonetError(f"low_resolution ({low_resolution:g} Å) must be larger than resolution ({resolution:g} Å)")
     if pixel_size / resolution > 0.5:

@@ -1,15 +1,20 @@
 """Prediction with a network of the halves method (``refine --method isonet2``).
 
 Such a network comes with ``model_iterNN.json`` (:mod:`isonet.io.model_info`).
-Each half tomogram (or the full one, when the STAR lists no halves) is
-normalised as in training: ``-(x - mean) / std`` with its central slab's
-statistics (:func:`isonet.normalize.slab_statistics`); the network's outputs
-for the two halves are averaged and negated back (dark density, normalised
-units).
+By default the full tomogram is predicted: normalised as in training,
+``-(x - mean) / std`` with its central slab's statistics
+(:func:`isonet.normalize.slab_statistics`), and the network's output negated
+back (dark density, normalised units). The network was trained on half
+tomograms, but the full one has half their noise variance. Against averaging
+the outputs for the two halves, the full tomogram raised the 10-30° wedge
+correlation of the quality benchmark on 8 of 12 runs (six datasets, two seeds;
+median +0.017, up to +0.12) in half the time, and lowered it on the two held-out
+datasets (-0.008, -0.033; docs/quality.md). predict's ``--average_halves`` does
+the latter (IsoNet 2's and DeepDeWedge's way): each half normalised by its own slab.
 
-Memory: the half being predicted, its output and the running sum, three
-tomogram-sized float32 arrays (IsoNet 1's predict: two). Time: twice one
-tomogram's prediction, since each half goes through the network.
+Memory with ``--average_halves``: the half being predicted, its output and
+the running sum, three tomogram-sized float32 arrays (IsoNet 1's predict:
+two); time: twice one tomogram's prediction.
 """
 
 import logging
@@ -29,7 +34,9 @@ log = logging.getLogger("isonet")
 
 
 def half_sources(info, rows, star_file, use_deconv_tomo):
-    """Row label -> the half tomograms to average, for a halves-method network; ``{}`` otherwise.
+    """Row label -> the half tomograms to average (``--average_halves``), for a halves-method network.
+
+    ``{}`` (each tomogram predicted whole, with a warning) for another network or without halves.
 
     Parameters
     ----------
@@ -42,6 +49,8 @@ def half_sources(info, rows, star_file, use_deconv_tomo):
         Use ``rlnDeconvTomoHalf1/2`` where listed.
     """
     if info is None or info.get("method") != "isonet2":
+        log.warning("--average_halves applies to networks of refine's halves method (--method isonet2) only: "
+                    "ignored")
         return {}
     if not has_halves(rows):
         log.warning("%s lists no half tomograms (%s): the halves network is applied to the full tomograms",

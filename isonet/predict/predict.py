@@ -10,8 +10,9 @@ For each selected tomogram (volumes indexed ``[z, y, x]``):
    accumulator (:mod:`isonet.predict.tiling`);
 3. normalise the result the same way and undo the sign change, so the output
    keeps the input's contrast convention (a network of ``refine --method
-   isonet2``, with its model JSON, instead normalises each half tomogram by
-   its central slab and averages the outputs for the two halves, see
+   isonet2``, with its model JSON, instead takes the tomogram normalised by
+   its central slab and returns the network's output in those units; with
+   ``average_halves`` it does so for both half tomograms and averages, see
    :mod:`isonet.predict.halves`);
 4. write ``<output_dir>/<root>_corrected.mrc`` (float32, the input's voxel size
    and origin) and record it as ``rlnCorrectedTomoName`` in the STAR file,
@@ -129,9 +130,35 @@ def _load_network(model_path, strategy, n_replicas, mixed_precision, crop_size):
     return network, crop_size
 
 
+def rotated_average(function):
+    """``function`` averaged with its output for the tiles rotated by 180° about Y, rotated back.
+
+    The rotation maps ``(z, y, x)`` to ``(-z, y, -x)`` about the tile's centre and
+    each Fourier direction of the (kz, kx) plane to its opposite, which lies on the
+    same line: the measured region and the missing wedge stay where they were, for
+    any tilt range (asymmetric too), so the rotated tile is as valid an input as the
+    original. The network's two outputs differ in their errors; their mean has less.
+
+    Parameters
+    ----------
+    function : callable
+        Network on batches of tiles ``(b, z, y, x)`` -> same shape.
+
+    Returns
+    -------
+    callable
+        Same signature; calls ``function`` twice per batch.
+    """
+    def averaged(tiles):
+        rotated = np.ascontiguousarray(tiles[:, ::-1, :, ::-1])
+        return np.float32(0.5) * (function(tiles) + function(rotated)[:, ::-1, :, ::-1])
+
+    return averaged
+
+
 @PREDICT.implements
 def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_size, use_deconv_tomo, batch_size,
-                      normalize_percentile, tomo_idx, mixed_precision, snapshot):
+                      normalize_percentile, tomo_idx, mixed_precision, snapshot, average_halves, average_rotated):
     """Correct the tomograms of a STAR file with a trained network; update the STAR file.
 
     Every tomogram header and the model file are checked before anything is
@@ -166,6 +193,12 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         Compute in float16 (GPU) or bfloat16 (CPU).
     snapshot : bool
         Also save ``<root>_snapshot.png`` (central slices of raw, corrected and their difference).
+    average_halves : bool
+        With a halves-method network: average its outputs for the two half tomograms instead of
+        predicting the full one (:mod:`isonet.predict.halves`).
+    average_rotated : bool
+        Average the network's outputs for every tile and the tile rotated by 180° about Y
+        (:func:`rotated_average`).
 
     Returns
     -------
@@ -189,13 +222,14 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     if not os.path.isfile(model):
         raise IsonetError(f"{model}: model file not found")
     check_outputs(output_dir, "--output_dir", star_file, "STAR file", needed)
-    info = read_model_info(model)  # halves-method networks: slab normalisation, halves averaged
-    halves = half_sources(info, rows, star_file, use_deconv_tomo)
+    info = read_model_info(model)  # halves-method networks: slab normalisation
+    halves = half_sources(info, rows, star_file, use_deconv_tomo) if average_halves else {}
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:
         batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
     network, crop_size = _load_network(model, strategy, n_replicas, mixed_precision, crop_size)
+    function = rotated_average(network.predict) if average_rotated else network.predict
     outputs = {label: os.path.join(output_dir, f"{file_root(source)}_corrected.mrc") for label, source in
                sources.items()}
     # The files written are locked, not their folder: array jobs predict other tomograms into it at once.
@@ -205,10 +239,10 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
             root, output = file_root(source), outputs[label]
             start = time.perf_counter()
             if info is not None:
-                corrected, header = correct_averaged(halves.get(label, [source]), network.predict, cube_size,
+                corrected, header = correct_averaged(halves.get(label, [source]), function, cube_size,
                                                      crop_size, batch_size, bright=bright_density(rows.loc[label]))
             else:
-                corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
+                corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,
                                                      normalize_percentile, bright=bright_density(rows.loc[label]))
             seconds = time.perf_counter() - start
             write_volume(output, corrected, like=header)

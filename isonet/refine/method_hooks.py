@@ -58,4 +58,4 @@ def write_model_info(config, model_path):
     """For the halves method, ``model_iterNN.json`` beside the network (see :mod:`isonet.io.model_info`)."""
     if config.method == "isonet2":
         _write_info(model_path, {"method": "isonet2", "normalization": "slab_mean_std",
-                                 "slab_fraction": SLAB_FRACTION, "average_halves": True})
+                                 "slab_fraction": SLAB_FRACTION})
