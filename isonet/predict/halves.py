@@ -7,9 +7,9 @@ By default the full tomogram is predicted: normalised as in training,
 back (dark density, normalised units). The network was trained on half
 tomograms, but the full one has half their noise variance. Against averaging
 the outputs for the two halves, the full tomogram raised the 10-30° wedge
-correlation of the quality benchmark on 8 of 12 runs (six datasets, two seeds;
-median +0.017, up to +0.12) in half the time, and lowered it on the two held-out
-datasets (-0.008, -0.033; docs/quality.md). predict's ``--average_halves`` does
+correlation of the quality benchmark on 13 of 18 runs (six datasets, three
+seeds; median +0.021, up to +0.12) in half the time, and lowered it on the two held-out
+datasets (-0.008, -0.032; docs/quality.md). predict's ``--average_halves`` does
 the latter (IsoNet 2's and DeepDeWedge's way): each half normalised by its own slab.
 
 Memory with ``--average_halves``: the half being predicted, its output and
