@@ -424,9 +424,10 @@ def seed_mean_tables(per_dataset, default="halves", reference="isonet1"):
         common = [n for n in means[default] if n in means[reference]]
         wins_band = [n for n in common if means[default][n][band] > means[reference][n][band]]
         wins_z = [n for n in common if means[default][n][z] < means[reference][n][z]]
+        lost_band, lost_z = sorted(set(common) - set(wins_band)), sorted(set(common) - set(wins_z))
         lines += ["", f"{default} beats {reference} (means over seeds) in the 10-30° band on {len(wins_band)}/"
                   f"{len(common)} datasets, in Z FSC on {len(wins_z)}/{len(common)}; loses the band on "
-                  f"{sorted(set(common) - set(wins_band)) or 'none'}, Z on {sorted(set(common) - set(wins_z)) or 'none'}."]
+                  f"{lost_band or 'none'}, Z on {lost_z or 'none'}."]
     return "\n".join(lines)
 
 

@@ -1,0 +1,42 @@
+"""The quality benchmark's bookkeeping (benchmarks/quality.py): seeds grouped, means and the verdict."""
+
+import importlib.util
+import os
+
+from conftest import REPO
+
+_SPEC = importlib.util.spec_from_file_location("quality_benchmark", os.path.join(REPO, "benchmarks", "quality.py"))
+quality = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(quality)
+
+
+def _entry(band, z, measured=0.5, z_over_x=1.5):
+    return {"wedge_bands": {"10-30": band}, "correlation": {"measured": measured}, "fsc_0.143": {"z": z},
+            "z_over_x_0.143": z_over_x}
+
+
+def test_seed_base():
+    assert quality.seed_base("halves_seed1_rotated") == "halves_rotated"
+    assert quality.seed_base("isonet1_seed2") == "isonet1"
+    assert quality.seed_base("halves") == "halves"
+
+
+def test_seed_means_and_verdict():
+    per_dataset = {
+        "a": {"raw": _entry(0.0, 200.0), "halves": _entry(0.6, 60.0), "halves_seed1": _entry(0.8, 80.0),
+              "isonet1": _entry(0.5, 50.0), "isonet1_seed1": _entry(0.6, 60.0)},
+        "b": {"raw": _entry(0.0, 200.0), "halves": _entry(0.3, 40.0), "halves_seed1": _entry(0.5, 50.0),
+              "halves_seed2": _entry(0.4, 30.0), "isonet1": _entry(0.5, 90.0), "isonet1_seed1": _entry(0.5, 70.0)},
+    }
+    text = quality.seed_mean_tables(per_dataset)
+    lines = text.splitlines()
+    # a: halves mean band 0.700 (0.6-0.8), Z 70; isonet1 0.550, Z 55. b: halves 0.400, Z 40; isonet1 0.500, Z 80.
+    assert "| a | halves (2) | 0.700 (0.600-0.800) | 0.500 (0.500-0.500) | 70 (60-80) | 1.50 (1.50-1.50) |" in lines
+    assert "| b | halves (3) | 0.400 (0.300-0.500) | 0.500 (0.500-0.500) | 40 (30-50) | 1.50 (1.50-1.50) |" in lines
+    assert "| b | isonet1 (2) | 0.500 (0.500-0.500) | 0.500 (0.500-0.500) | 80 (70-90) | 1.50 (1.50-1.50) |" in lines
+    assert not any("raw" in line for line in lines)  # one "seed" only: not shown
+    # medians over datasets of the means: halves band (0.7 + 0.4) / 2, Z (70 + 40) / 2
+    assert "| halves (2) | 0.550 | 0.500 | 55 | 1.50 |" in lines
+    assert lines[-1] == ("halves beats isonet1 (means over seeds) in the 10-30° band on 1/2 datasets, in Z FSC on "
+                         "1/2; loses the band on ['b'], Z on ['a'].")
+    assert quality.seed_mean_tables({"a": {"halves": _entry(0.6, 60.0)}}) == ""
