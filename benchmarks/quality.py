@@ -80,7 +80,8 @@ EXTRACT_SEED = 0
 
 #: Methods: refine options (``refine``), and optionally options of extract and predict. ``method``:
 #: ``isonet`` is IsoNet 1's (also when this isonet has no --method at all). ``model_from``: predict only,
-#: with the network another method trained (run first). ``<method>_seedN``: another training seed of
+#: with the network another method trained (run first; after that method is trained again, its saved
+#: score is stale: ``--repredict`` it). ``<method>_seedN``: another training seed of
 #: ``<method>`` (seed 0); the tables of means over seeds group them.
 METHODS = {
     "isonet1": dict(refine=dict(method="isonet")),

@@ -284,7 +284,7 @@ PREDICT = CommandSpec(
            "the corrected tomogram and their difference)."),
      Param("average_halves", "bool", False, "With a network of refine's halves method: predict both half "
            "tomograms and average the outputs (IsoNet 2's and DeepDeWedge's way) instead of the full tomogram, "
-           "whose noise is half as strong (docs/quality.md); twice the time."),
+           "whose noise variance is half theirs (docs/quality.md); twice the time."),
      Param("average_rotated", "bool", False, "Also predict every tile rotated by 180 degrees about the tilt axis "
            "(Y), which leaves the missing wedge in place, and average the two outputs: a little less noise "
            "for twice the network time (docs/quality.md).")),

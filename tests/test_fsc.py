@@ -197,3 +197,5 @@ def test_fsc3d_cli(tmp_path, rng):
     assert matplotlib.image.imread(tmp_path / "fsc/half.png").shape[:2] == (500, 800)
     bad = run_cli("fsc3d", "a.mrc", "b.mrc", "--cone_angle", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "--cone_angle" in bad.stderr
+    finer = run_cli("fsc3d", "a.mrc", "b.mrc", "--low_resolution", "10", cwd=tmp_path)  # Nyquist: 16 Å
+    assert finer.returncode == 2 and "--low_resolution (10 Å) must be coarser than Nyquist (16 Å" in finer.stderr

@@ -206,6 +206,9 @@ def fsc3d_files(path_a, path_b, out_prefix, mask_path, pixel_size, cone_angle, t
     if header_a.shape != header_b.shape:
         raise IsonetError(f"{path_b}: shape {header_b.shape} differs from {path_a} {header_a.shape}")
     pixel_size = header_pixel_size(header_a, path_a) if pixel_size is None else pixel_size
+    if low_resolution is not None and not low_resolution > 2 * pixel_size:
+        raise UsageError(f"--low_resolution ({low_resolution:g} Å) must be coarser than Nyquist "
+                         f"({2 * pixel_size:g} Å at {pixel_size:g} Å/px): no shell would be searched")
     check_same_shape(mask_path, header_a.shape)
     folder = os.path.dirname(os.path.abspath(out_prefix))
     check_output_folder(folder, "--out")
