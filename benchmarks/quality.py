@@ -78,6 +78,9 @@ CUBE_SIZE, CROP_SIZE = 32, 48
 PREDICT_CUBE, PREDICT_CROP = 48, 64
 EXTRACT_SEED = 0
 
+#: The halves method before 2026-12-02: the other half as the target everywhere, no refresh of the batch statistics.
+HALVES_OTHER = dict(method="isonet2", mw_target="other", refresh_batch_norm=False)
+
 #: Methods: refine options (``refine``), and optionally options of extract and predict. ``method``:
 #: ``isonet`` is IsoNet 1's (also when this isonet has no --method at all). ``model_from``: predict only,
 #: with the network another method trained (run first; after that method is trained again, its saved
@@ -97,19 +100,23 @@ METHODS = {
        for source in ("halves", "halves_seed1", "isonet1", "isonet1_seed1")},
     **{f"{source}_average_halves": dict(model_from=source, predict=dict(average_halves=True))
        for source in ("halves", "halves_seed1", "halves_seed2")},
-    # The halves method at a constant learning rate (its default until the cosine decay, docs/quality.md).
-    "halves_constant_lr": dict(refine=dict(method="isonet2", learning_rate=0.002, final_learning_rate=0.002)),
+    # The halves method until 2026-12-02 (HALVES_OTHER; DeepDeWedge's and IsoNet 2's target).
+    **{f"halves_other{suffix}": dict(refine=dict(HALVES_OTHER, **seed))
+       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
+    # The rows of the halves method below were measured with HALVES_OTHER, its default then. At a constant
+    # learning rate (its default until the cosine decay, docs/quality.md):
+    "halves_constant_lr": dict(refine=dict(HALVES_OTHER, learning_rate=0.002, final_learning_rate=0.002)),
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
     "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
-    "halves_dc": dict(refine=dict(method="isonet2", dc_weight=1.0)),
+    "halves_dc": dict(refine=dict(HALVES_OTHER, dc_weight=1.0)),
     # Random rotations keep the cut cube inside the rotated crop only with crop >= sqrt(3) x cube.
     "isonet1_randrot": dict(refine=dict(method="isonet", random_rotations=True), extract=dict(crop_size=56)),
-    "halves_randrot": dict(refine=dict(method="isonet2", random_rotations=True), extract=dict(crop_size=56)),
+    "halves_randrot": dict(refine=dict(HALVES_OTHER, random_rotations=True), extract=dict(crop_size=56)),
     # How the defaults of --learning_rate and --mw_weight were chosen (docs/quality.md).
     "isonet1_lr0.0004": dict(refine=dict(method="isonet", learning_rate=0.0004)),
-    "halves_mw4": dict(refine=dict(method="isonet2", mw_weight=4.0)),
-    "halves_lr0.004_mw4": dict(refine=dict(method="isonet2", learning_rate=0.004, mw_weight=4.0)),
-    **{f"halves_lr0.0004_mw{w}": dict(refine=dict(method="isonet2", learning_rate=0.0004, mw_weight=float(w)))
+    "halves_mw4": dict(refine=dict(HALVES_OTHER, mw_weight=4.0)),
+    "halves_lr0.004_mw4": dict(refine=dict(HALVES_OTHER, learning_rate=0.004, mw_weight=4.0)),
+    **{f"halves_lr0.0004_mw{w}": dict(refine=dict(HALVES_OTHER, learning_rate=0.0004, mw_weight=float(w)))
        for w in (4, 16, 64)},
 }
 

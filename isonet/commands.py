@@ -17,6 +17,8 @@ RECONSTRUCTIONS = ("wbp", "sirt")
 WBP_FILTERS = ("ramp", "hamming")
 #: Refine methods: IsoNet 1's, and Noise2Noise across half tomograms with the wedge task (docs/halves.md).
 METHODS = ("isonet", "isonet2")
+#: Targets of the halves method in the frequencies the input misses: mean of both halves, or the other half.
+MW_TARGETS = ("mean", "other")
 #: Specimens of ``simulate`` (isonet.simulate.phantom).
 SCENES = ("cell", "cytosol", "membranes", "filaments", "sparse")
 
@@ -253,6 +255,14 @@ REFINE = CommandSpec(
      Param("mw_weight", "float", 16.0, "Masked loss: weight of the frequencies missing from the input but "
            "measured in the target, relative to those measured in both (chosen on the quality benchmark, "
            "docs/quality.md).", range=">= 0"),
+     Param("mw_target", "choice", "mean", "isonet2: target in the frequencies missing from the input but measured "
+           "in the target: the mean of both halves (the input holds none of its half there, so the noise stays "
+           "independent; twice the signal-to-noise ratio), or the other half alone (DeepDeWedge's and IsoNet "
+           "2's); docs/halves.md.", choices=MW_TARGETS),
+     Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
+           "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
+           "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",
+           default_text="True with --method isonet2; False (IsoNet 1) with isonet"),
      Param("masked_loss", "bool", False, "isonet method: masked Fourier loss instead of the mean absolute error "
            "(isonet2 always uses it)."),
      Param("dc_weight", "float", 0.0, "Weight of a data-consistency term (prediction vs input over the input's "

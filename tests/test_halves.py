@@ -187,7 +187,8 @@ class _FakeHalves:
         return self.halves[half].copy()
 
 
-def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation():
+@pytest.mark.parametrize("mw_target", ["other", "mean"])
+def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation(mw_target):
     from isonet.refine.fourier_weights import pair_weights
     from isonet.refine.halves import HalfPairMaker
     from isonet.refine.pairs import centre_crop
@@ -197,16 +198,21 @@ def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation():
     crop, cube, tilts = 24, 16, (-60.0, 60.0)
     halves = [rng.normal(size=(crop,) * 3).astype(np.float32) for _ in range(2)]
     maker = HalfPairMaker(_FakeHalves(halves), [0], [tilts], cube, mw_weight=2.0, dc_weight=0.25, seed=4,
-                          iteration=1)
+                          iteration=1, mw_target=mw_target)
     x, y = maker.pairs(0)
     assert x.shape == (20, cube, cube, cube) and y.shape == (20, cube, cube, cube, 4)
+    lab_mask = wedge_masks((crop,) * 3, [tilts])[0]
     swaps = []
     for r in range(20):
-        swap = np.allclose(y[r, ..., 0], centre_crop(rotate(halves[0], r), cube))  # half 2 is the input
+        wedged = [apply_wedge(np.ascontiguousarray(rotate(half, r)), lab_mask) for half in halves]
+        swap = np.allclose(x[r], centre_crop(wedged[1], cube), atol=1e-5)  # half 2 is the input
         source, other = (halves[1], halves[0]) if swap else (halves[0], halves[1])
-        np.testing.assert_allclose(y[r, ..., 0], centre_crop(rotate(other, r), cube), atol=1e-6)
-        wedged = apply_wedge(np.ascontiguousarray(rotate(source, r)), wedge_masks((crop,) * 3, [tilts])[0])
-        np.testing.assert_allclose(x[r], centre_crop(wedged, cube), atol=1e-5)
+        expected = rotate(other, r)
+        if mw_target == "mean":  # the other half where the input is measured, both halves' mean in its wedge
+            mean = rotate(0.5 * (halves[0] + halves[1]), r)
+            expected = apply_wedge(np.ascontiguousarray(expected), lab_mask) + apply_wedge(mean, lab_mask, 0, 1)
+        np.testing.assert_allclose(y[r, ..., 0], centre_crop(expected, cube), atol=1e-5)
+        np.testing.assert_allclose(x[r], centre_crop(wedged[1 if swap else 0], cube), atol=1e-5)
         np.testing.assert_array_equal(y[r, ..., 1], pair_weights(cube, tilts, 2.0, r))
         np.testing.assert_array_equal(y[r, ..., 2], x[r])
         assert set(np.unique(y[r, ..., 3])) == {0.0, 0.25}

@@ -196,3 +196,34 @@ def test_with_precision_keeps_head_and_output_float32():
     assert [layer.dtype_policy.name for layer in mixed.layers[-2:]] == ["float32", "float32"]
     assert mixed.get_layer("down0_0_conv").dtype_policy.name == "mixed_bfloat16"
     assert all(np.array_equal(a, b) for a, b in zip(mixed.get_weights(), model.get_weights()))
+
+
+def test_refresh_batch_norm_sets_the_mean_batch_statistics_with_dropout_off(rng):
+    import keras
+    from isonet.network.runtime import refresh_batch_norm
+    model = _tiny(drop_out=0.5)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    first = norms[0]
+    # the first BatchNorm's input: the first convolution of the raw input, no dropout before it
+    probe = keras.Model(model.inputs, first.input)
+    batches = [rng.normal(size=(2, 8, 8, 8)).astype(np.float32) * scale for scale in (1.0, 3.0)]
+    before = model.get_weights()
+    assert refresh_batch_norm(model, iter(batches)) == 2
+    activations = [np.asarray(probe(b[..., None])) for b in batches]
+    np.testing.assert_allclose(first.moving_mean.numpy(), np.mean([a.mean(axis=(0, 1, 2, 3)) for a in activations],
+                                                                   axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(first.moving_variance.numpy(),
+                               np.mean([a.var(axis=(0, 1, 2, 3)) for a in activations], axis=0), rtol=1e-3)
+    # only the moving statistics changed; momentum and dropout rates are restored
+    changed = [i for i, (a, b) in enumerate(zip(before, model.get_weights())) if not np.array_equal(a, b)]
+    assert len(changed) == 2 * len(norms)
+    assert all(layer.momentum == 0.99 for layer in norms) and all(layer.rate == 0.5 for layer in drops)
+    # refreshed on one batch, inference gives what training mode without dropout gives on that batch
+    refresh_batch_norm(model, [batches[1]])
+    for layer in drops:
+        layer.rate = 0.0
+    batch = batches[1][..., None]
+    train = np.asarray(model(batch, training=True))
+    np.testing.assert_allclose(np.asarray(model(batch, training=False)), train, atol=1e-3 * train.std())
+    assert refresh_batch_norm(build_unet(unet_depth=1, filter_base=2, batch_normalization=False), batches) == 0

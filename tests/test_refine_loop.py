@@ -237,7 +237,8 @@ def test_restarted_model_trains_like_a_reloaded_one_without_retracing():
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    """Two logical CPU devices (set before TensorFlow starts, hence a subprocess); also --remove_intermediate."""
+    """Two logical CPU devices (set before TensorFlow starts, hence a subprocess); also --remove_intermediate
+    and --refresh_batch_norm (the mirrored model's statistics updated outside the strategy's replicas)."""
     folder = str(tmp_path)
     _make_subtomograms(folder)
     script = (
@@ -246,9 +247,10 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         "from isonet.refine.loop import refine\n"
         "config = RefineConfig.from_cli(dict(subtomo_star='subtomo.star', iterations=1, epochs=1, "
         "steps_per_epoch=2, filter_base=4, unet_depth=2, seed=1, preprocessing_ncpus=2, gpuID=[], "
-        "select_subtomo_number=2, remove_intermediate=True))\n"
+        "select_subtomo_number=2, remove_intermediate=True, refresh_batch_norm=True))\n"
         "history = refine(config, logical_cpus=2)\n"
-        "print('LOSS', history[-1]['loss'][-1])\n")
+        "print('LOSS', history[-1]['loss'][-1])\n"
+        "print('REFRESHED', 'refresh_batch_norm' in history[-1]['seconds'])\n")
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
                             timeout=600, env=env)
@@ -256,7 +258,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert "Devices: /device:CPU:0, /device:CPU:1" in result.stdout
     assert "Pairs: 34 training, 6 validation" in result.stdout  # 2 of 4 subtomograms; a share per device
     loss = float(result.stdout.split("LOSS")[1].split()[0])
-    assert 0 < loss < 10
+    assert 0 < loss < 10 and "REFRESHED True" in result.stdout
     names = os.listdir(os.path.join(folder, "results"))
     assert "model_iter01.h5" in names and not [n for n in names if n.endswith(".mrc")]  # intermediates removed
     # the one-subtomogram snapshot is padded to a batch per device

@@ -33,6 +33,54 @@ def _keras():
     return keras
 
 
+def refresh_batch_norm(model, batches):
+    """Re-estimate every BatchNormalization layer's moving mean and variance from ``batches``.
+
+    Keras keeps moving averages of the training batches' statistics (momentum
+    0.99: a memory of about 100 steps, starting from mean 0 and variance 1).
+    With tens of steps per iteration and weights that still change fast they
+    lag behind the network, which then computes something else in inference
+    mode than in training: on the quality benchmark (50 steps per iteration) a
+    network whose training loss was normal gave 70x too large outputs in
+    inference mode, and the subtomograms it filled spoiled the following
+    iterations (docs/quality.md). Here each layer's moving statistics become
+    the mean of its batch statistics over ``batches``, from one forward pass in
+    training mode with dropout off (as in inference). The weights do not change.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Single-channel cube-to-cube network.
+    batches : iterable of ndarray, each (B, z, y, x)
+        Training inputs, indexed ``[z, y, x]``.
+
+    Returns
+    -------
+    int
+        Number of batches used (0: the network has no BatchNormalization).
+    """
+    keras = _keras()
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    if not norms:
+        return 0
+    momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in drops]
+    count = 0
+    try:
+        for layer in drops:
+            layer.rate = 0.0
+        for count, batch in enumerate(batches, start=1):
+            for layer in norms:  # running mean: the k-th batch gets weight 1/k
+                layer.momentum = (count - 1.0) / count
+            model(np.asarray(batch, dtype=np.float32)[..., None], training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        for layer, rate in zip(drops, rates):
+            layer.rate = rate
+    return count
+
+
 def precision_policy(mixed_precision, on_gpu):
     """Keras dtype policy: float32, or mixed_float16 (GPU) / mixed_bfloat16 (CPU).
 

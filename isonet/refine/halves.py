@@ -13,13 +13,22 @@ and IsoNet 2):
    the other half ``b`` is the target;
 4. both are rotated by ``r``; the input gets the lab-frame wedge at crop size
    (an extra missing wedge), both are cut to the central cube;
-5. the loss (:mod:`isonet.refine.losses`) compares the spectra with weight 1
+5. the target is ``b`` where the input is measured and, with ``mw_target``
+   ``"mean"`` (the default), the mean of both halves in the input's extra
+   wedge: the input holds nothing of ``a`` there, so ``a``'s noise in those
+   frequencies is independent of the input (up to the spectral leakage of
+   the crop, about one Fourier sample at the wedge edges, and what the
+   previous iteration's fill, computed from all of ``a``, carries of it) and
+   the target has twice the signal-to-noise ratio of ``b`` alone
+   (``"other"``: ``b`` everywhere, as DeepDeWedge and IsoNet 2);
+6. the loss (:mod:`isonet.refine.losses`) compares the spectra with weight 1
    where input and target are measured, ``mw_weight`` where only the target
    is, 0 where the target is not (its rotated wedge).
 
 No noise is added to the inputs: the other half's independent noise does the
-denoising. The network is applied to each half separately (in refine and in
-predict) and the two outputs are averaged by predict.
+denoising. In refine the network is applied to each half separately (the
+fills of step 2); predict applies it to the full tomogram
+(:mod:`isonet.predict.halves`).
 """
 
 import os
@@ -28,6 +37,7 @@ import time
 
 import numpy as np
 
+from isonet.commands import MW_TARGETS
 from isonet.errors import IsonetError
 from isonet.io.mrc import read_volume, write_volume
 from isonet.io.paths import file_root
@@ -141,10 +151,12 @@ class HalfPairMaker:
     random_rotations : bool
         Uniform random rotations instead of the 20 fixed orientations.
     seed, iteration : int
+    mw_target : {"mean", "other"}
+        Target in the input's extra wedge: the mean of both halves, or the other half (module docstring).
     """
 
     def __init__(self, subtomos, used, tilt_ranges, cube_size, previous_dir=None, previous_iteration=0,
-                 mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1):
+                 mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1, mw_target="mean"):
         self.subtomos = subtomos
         self.used = [int(i) for i in used]
         self.tilt_ranges = [tuple(map(float, r)) for r in tilt_ranges]
@@ -156,6 +168,9 @@ class HalfPairMaker:
         self.random_rotations = bool(random_rotations)
         self.seed = int(seed)
         self.iteration = int(iteration)
+        if mw_target not in MW_TARGETS:
+            raise IsonetError(f"--mw_target: expected one of {', '.join(MW_TARGETS)}, got {mw_target!r}")
+        self.mw_target = mw_target
         self.target_channels = 4 if self.dc_weight > 0 else 2
         self.busy_seconds = 0.0
         self._lock = threading.Lock()
@@ -199,7 +214,10 @@ class HalfPairMaker:
                 rotated = np.stack([rotate_volume(source, matrix), rotate_volume(target, matrix)])
             weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r, matrix))
             inputs.append(apply_wedge(rotated[0], lab_mask))
-            targets.append(rotated[1])
+            if self.mw_target == "mean":
+                targets.append(merge(rotated[1], 0.5 * (rotated[0] + rotated[1]), lab_mask))
+            else:
+                targets.append(rotated[1])
         x = np.ascontiguousarray(centre_crop(np.stack(inputs), self.cube_size))
         y = centre_crop(np.stack(targets), self.cube_size)
         dc = None

@@ -41,14 +41,14 @@ from isonet.io.mrc import read_volume, write_volume
 from isonet.io.paths import file_root, rename_aside
 from isonet.io.star import SUBTOMO_REQUIRED, read_star, resolve_path, tilt_range
 from isonet.log import progress
-from isonet.network.runtime import Network, load, precision_policy, save
+from isonet.network.runtime import Network, load, precision_policy, refresh_batch_norm, save
 from isonet.normalize import normalize
 from isonet.prefetch import read_ahead
 from isonet.refine import method_hooks
 from isonet.refine.config import iteration_json_path, load_state, save_state
 from isonet.refine.intermediate import PredictionSet, prune_predictions
 from isonet.refine.noise import NOISE_MODES, NoiseBank, noise_schedule
-from isonet.refine.pairs import PairMaker, PairStream, dump_pairs
+from isonet.refine.pairs import PairMaker, PairStream, calibration_batches, dump_pairs
 from isonet.refine.progress import RunClock, training_progress
 from isonet.refine.schedule import learning_rate_at
 from isonet.refine.validate import validate_refine
@@ -387,6 +387,10 @@ def refine(config, continue_from=None, logical_cpus=0):
             stream.close()
         seconds["pairs"] = maker.busy_seconds
         seconds["step_median"] = float(np.median(timer.step_seconds)) if timer.step_seconds else 0.0
+        if config.refresh_batch_norm:
+            started = time.perf_counter()
+            refresh_batch_norm(model, calibration_batches(maker, config.batch_size))
+            seconds["refresh_batch_norm"] = time.perf_counter() - started
         save(model, model_path(result_dir, iteration))
         method_hooks.write_model_info(config, model_path(result_dir, iteration))
         newest = iteration - 1

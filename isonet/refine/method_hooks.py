@@ -26,10 +26,12 @@ def prepare(config):
     """Settle ``config.method`` (default from the STAR file) and return the half subtomograms, or None."""
     if config.method is None:
         config.method = default_method(config.subtomo_star)
+    if config.refresh_batch_norm is None:
+        config.refresh_batch_norm = config.method == "isonet2"
     if config.final_learning_rate is None:
         config.final_learning_rate = config.learning_rate / (FINAL_RATE_DIVISOR if config.method == "isonet2" else 1)
     log.info("Method: %s%s", config.method, " (Noise2Noise across half subtomograms, masked Fourier loss, "
-             f"mw_weight {config.mw_weight})" if config.method == "isonet2" else "")
+             f"mw_weight {config.mw_weight}, wedge target: {config.mw_target})" if config.method == "isonet2" else "")
     if config.method != "isonet2":
         return None
     if config.masked_loss:
@@ -48,7 +50,8 @@ def pair_maker(config, halves, used, originals, previous, tilts, cube_size, leve
     """The pair maker of one iteration: :class:`HalfPairMaker` or IsoNet 1's with variants."""
     if halves is not None:
         return HalfPairMaker(halves, used, tilts, cube_size, previous_dir, iteration - 1, config.mw_weight,
-                             config.dc_weight, config.random_rotations, config.seed, iteration)
+                             config.dc_weight, config.random_rotations, config.seed, iteration,
+                             mw_target=config.mw_target)
     return VariantPairMaker(originals, previous, tilts, cube_size, level, banks, config.normalize_percentile,
                             config.seed, iteration, masked_loss=config.masked_loss, mw_weight=config.mw_weight,
                             dc_weight=config.dc_weight, random_rotations=config.random_rotations)

@@ -154,6 +154,31 @@ class PairMaker:
         return x, y
 
 
+def calibration_batches(maker, batch_size, n_subtomograms=16, rotations=(0, 5, 10, 15)):
+    """Training inputs for :func:`isonet.network.runtime.refresh_batch_norm`, batch by batch.
+
+    The same every time: ``rotations`` of up to ``n_subtomograms`` subtomograms
+    spread evenly over the maker's list.
+
+    Parameters
+    ----------
+    maker : PairMaker or a maker with the same ``pairs`` and ``len``
+    batch_size : int
+    n_subtomograms : int
+    rotations : sequence of int
+        Orientations 0-19.
+
+    Yields
+    ------
+    ndarray of float32, shape (batch_size or fewer, cube, cube, cube)
+    """
+    count = min(len(maker), n_subtomograms)
+    inputs = [x for index in np.linspace(0, len(maker) - 1, count).round().astype(int)
+              for x in maker.pairs(int(index), list(rotations))[0]]
+    for start in range(0, len(inputs), batch_size):
+        yield np.stack(inputs[start:start + batch_size])
+
+
 def _ordered_parallel(function, items, pool, lookahead):
     """``map(function, items)`` on ``pool`` with at most ``lookahead`` results pending, in order."""
     pending = collections.deque()
