@@ -274,3 +274,23 @@ def test_report_shows_every_iteration(run):
         with open(os.path.join(results, f"snapshot_iter{it:02d}.png"), "rb") as handle:
             assert base64.b64encode(handle.read()).decode("ascii") in page
     assert "2 of 2" in page and 'src="data:image/png;base64,' in page
+
+
+def test_calibration_batches_spread_over_the_subtomograms():
+    from isonet.refine.pairs import calibration_batches
+
+    class _Maker:  # pairs(index, rotations) -> inputs tagged with (index, rotation)
+        def __len__(self):
+            return 40
+
+        def pairs(self, index, rotations):
+            x = np.stack([np.full((4, 4, 4), 100 * index + r, np.float32) for r in rotations])
+            return x, x
+
+    batches = list(calibration_batches(_Maker(), 3, n_subtomograms=16, rotations=(0, 5)))
+    assert [len(b) for b in batches] == [3] * 10 + [2]  # 32 inputs in batches of 3
+    tags = [int(v) for b in batches for v in b[:, 0, 0, 0]]
+    indices = sorted({t // 100 for t in tags})
+    assert len(indices) == 16 and indices[0] == 0 and indices[-1] == 39  # first to last, evenly
+    assert max(np.diff(indices)) <= 3 and {t % 100 for t in tags} == {0, 5}
+    assert [len(b) for b in calibration_batches(_Maker(), 8, n_subtomograms=100, rotations=(1,))] == [8] * 5

@@ -7,7 +7,10 @@ Iteration ``it`` (1 .. iterations):
    ``<root>_iter{it-1}.mrc`` (iteration 1: the wedge-filtered originals, spec
    §3.4.3);
 3. train with a fresh Adam optimizer on pairs made from the originals and
-   those predictions (:mod:`isonet.refine.pairs`) -> ``model_iter{it}.h5``;
+   those predictions (:mod:`isonet.refine.pairs`); with ``refresh_batch_norm``
+   (the halves method's default) re-estimate the batch normalisation
+   statistics from training inputs
+   (:func:`isonet.network.runtime.refresh_batch_norm`) -> ``model_iter{it}.h5``;
 4. write ``refine_iter{it}.json`` (all settings, losses, timings).
 
 After the last iteration the subtomograms are predicted once more
