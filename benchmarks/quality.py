@@ -23,7 +23,7 @@ Usage::
 
     python benchmarks/quality.py [--work DIR] [--datasets a,b] [--methods isonet1,halves]
                                  [--quick] [--held_out] [--list] [--force] [--repredict] [--report]
-                                 [--rescore] [--budget iterations=10,...] [--gpu]
+                                 [--rescore] [--by_iteration] [--budget iterations=10,...] [--gpu]
 """
 
 import argparse
@@ -106,6 +106,11 @@ METHODS = {
     # The rows of the halves method below were measured with HALVES_OTHER, its default then. At a constant
     # learning rate (its default until the cosine decay, docs/quality.md):
     "halves_constant_lr": dict(refine=dict(HALVES_OTHER, learning_rate=0.002, final_learning_rate=0.002)),
+    # Without batch normalisation (its statistics decide the low-SNR fills, docs/quality.md): rejected.
+    "halves_nobn": dict(refine=dict(method="isonet2", batch_normalization=False)),
+    # The halves' wedges never filled; the former target with refreshed statistics (docs/quality.md).
+    "halves_nofill": dict(refine=dict(method="isonet2", fill_wedge=False)),
+    "halves_other_refresh": dict(refine=dict(method="isonet2", mw_target="other")),
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
     "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
     "halves_dc": dict(refine=dict(HALVES_OTHER, dc_weight=1.0)),
@@ -323,6 +328,37 @@ def rescore_dataset(name, spec, methods, budget, work):
     return found
 
 
+def saved_networks(result_dir, iterations):
+    """``{iteration: model path}`` of the networks a run saved, iterations 1..``iterations`` in order."""
+    from isonet.refine.loop import model_path
+    return {i: model_path(result_dir, i) for i in range(1, iterations + 1) if os.path.isfile(model_path(result_dir, i))}
+
+
+def iteration_scores(name, spec, method, budget, work):
+    """Scores of the full tomogram predicted by each iteration's network of a trained run (no training).
+
+    How a run got where it ended: at low SNR the result swings from one iteration to the next
+    (docs/quality.md). Predictions go to ``runs/<dataset>/<method>/by_iteration/``; nothing is cached.
+    """
+    from isonet.predict.predict import predict_tomograms
+    folder = os.path.join(work, "runs", name, method)
+    networks = saved_networks(os.path.join(folder, "results"), budget["iterations"])
+    if not networks:
+        raise SystemExit(f"{folder}: no trained networks (run the method first)")
+    truth = read_volume(truth_path(prepare_dataset(name, spec, work)))
+    found = {}
+    for iteration, network in networks.items():
+        out = os.path.join(folder, "by_iteration", f"iter{iteration:02d}")
+        os.makedirs(out, exist_ok=True)
+        star = os.path.join(out, "tomograms.star")  # predict records its output here, not in the run's copy
+        rewrite_paths(os.path.join(folder, "tomograms.star"), star, lambda path: path)
+        table = predict_tomograms(star, network, output_dir=out, cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP,
+                                  **METHODS[method].get("predict", {}))
+        found[f"{method} iter{iteration:02d}"] = scores(
+            read_volume(resolve_path(table["rlnCorrectedTomoName"].iloc[0], star)), truth, spec)
+    return found
+
+
 def truth_path(star):
     """The ground truth of the (single) tomogram of a dataset's tomograms.star."""
     name = os.path.basename(read_star(star).iloc[0]["rlnMicrographName"])
@@ -466,6 +502,8 @@ def main(argv=None):
     parser.add_argument("--report", action="store_true", help="only print the tables of the scores already saved")
     parser.add_argument("--rescore", action="store_true",
                         help="score the saved tomograms again with today's metrics (no training), then print")
+    parser.add_argument("--by_iteration", action="store_true", help="score the tomogram predicted by each "
+                        "iteration's network of the (trained) methods named, then stop")
     parser.add_argument("--list", action="store_true", help="list datasets and methods (and why not available)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -509,6 +547,13 @@ def main(argv=None):
         work = os.path.join(work, "budget_" + "_".join(f"{k}{v}" for k, v in sorted(overrides.items())))
     print(f"budget: {budget}, {NUMBER_SUBTOMOS} subtomograms of {CROP_SIZE}^3 (cube {CUBE_SIZE}), "
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
+    if args.by_iteration:
+        for name in names:
+            for method in methods:
+                if "model_from" not in METHODS[method]:
+                    table = markdown_table(iteration_scores(name, DATASETS[name], method, budget, work))
+                    print(f"\n### {describe(name, DATASETS[name])}\n\n{table}", flush=True)
+        return 0
     per_dataset = {}
     for name in names:
         if args.report or args.rescore:

@@ -263,6 +263,9 @@ REFINE = CommandSpec(
            "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
            "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",
            default_text="True with --method isonet2; False (IsoNet 1) with isonet"),
+     Param("fill_wedge", "bool", True, "isonet2: fill each half's missing wedge with the previous iteration's "
+           "prediction before making the pairs (IsoNet 1's merge); False trains every iteration on the unfilled "
+           "halves (docs/quality.md)."),
      Param("masked_loss", "bool", False, "isonet method: masked Fourier loss instead of the mean absolute error "
            "(isonet2 always uses it)."),
      Param("dc_weight", "float", 0.0, "Weight of a data-consistency term (prediction vs input over the input's "

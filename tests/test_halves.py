@@ -341,3 +341,16 @@ def test_continue_from_reproduces_the_halves_method(halves_run):
         name = f"tomo_00_{j:06d}_half1_iter02.mrc"
         np.testing.assert_allclose(read_volume(os.path.join(folder, "resumed", name)),
                                    read_volume(os.path.join(folder, "results", name)), atol=1e-5)
+
+
+@pytest.mark.parametrize("fill_wedge", [True, False])
+def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge):
+    from types import SimpleNamespace
+    from isonet.refine import method_hooks
+    config = SimpleNamespace(fill_wedge=fill_wedge, mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0,
+                             mw_target="mean")
+    maker = method_hooks.pair_maker(config, _FakeHalves([np.zeros((8, 8, 8), np.float32)] * 2), [0], None, None,
+                                    [(-60.0, 60.0)], 8, 0.0, None, "results", 3)
+    # with a previous_dir the maker merges the previous iteration's predictions into each half's wedge
+    assert maker.previous_dir == ("results" if fill_wedge else None)
+    assert maker.previous_iteration == 2 and maker.iteration == 3

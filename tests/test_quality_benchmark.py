@@ -40,3 +40,13 @@ def test_seed_means_and_verdict():
     assert lines[-1] == ("halves beats isonet1 (means over seeds) in the 10-30° band on 1/2 datasets, in Z FSC on "
                          "1/2; loses the band on ['b'], Z on ['a'].")
     assert quality.seed_mean_tables({"a": {"halves": _entry(0.6, 60.0)}}) == ""
+
+
+def test_saved_networks_in_iteration_order(tmp_path):
+    from isonet.refine.loop import model_path
+    for iteration in (3, 1, 0, 9):  # 0: the untrained network; 9: beyond the budget
+        open(model_path(str(tmp_path), iteration), "w").close()
+    networks = quality.saved_networks(str(tmp_path), 8)
+    assert list(networks) == [1, 3]
+    assert networks[3] == model_path(str(tmp_path), 3)
+    assert quality.saved_networks(str(tmp_path / "none"), 8) == {}

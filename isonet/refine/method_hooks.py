@@ -32,6 +32,11 @@ def prepare(config):
         config.final_learning_rate = config.learning_rate / (FINAL_RATE_DIVISOR if config.method == "isonet2" else 1)
     log.info("Method: %s%s", config.method, " (Noise2Noise across half subtomograms, masked Fourier loss, "
              f"mw_weight {config.mw_weight}, wedge target: {config.mw_target})" if config.method == "isonet2" else "")
+    if not config.fill_wedge:
+        if config.method != "isonet2":
+            log.warning("--fill_wedge False applies to --method isonet2 only: ignored (IsoNet 1 always fills)")
+        else:
+            log.info("--fill_wedge False: the halves' missing wedges stay unfilled in every iteration")
     if config.method != "isonet2":
         return None
     if config.masked_loss:
@@ -49,7 +54,8 @@ def loss(config, cube_size):
 def pair_maker(config, halves, used, originals, previous, tilts, cube_size, level, banks, previous_dir, iteration):
     """The pair maker of one iteration: :class:`HalfPairMaker` or IsoNet 1's with variants."""
     if halves is not None:
-        return HalfPairMaker(halves, used, tilts, cube_size, previous_dir, iteration - 1, config.mw_weight,
+        return HalfPairMaker(halves, used, tilts, cube_size, previous_dir if config.fill_wedge else None,
+                             iteration - 1, config.mw_weight,
                              config.dc_weight, config.random_rotations, config.seed, iteration,
                              mw_target=config.mw_target)
     return VariantPairMaker(originals, previous, tilts, cube_size, level, banks, config.normalize_percentile,
