@@ -345,13 +345,14 @@ def iteration_scores(name, spec, method, budget, work):
     networks = saved_networks(os.path.join(folder, "results"), budget["iterations"])
     if not networks:
         raise SystemExit(f"{folder}: no trained networks (run the method first)")
-    truth = read_volume(truth_path(prepare_dataset(name, spec, work)))
+    dataset_star = prepare_dataset(name, spec, work)
+    truth = read_volume(truth_path(dataset_star))
     found = {}
     for iteration, network in networks.items():
         out = os.path.join(folder, "by_iteration", f"iter{iteration:02d}")
         os.makedirs(out, exist_ok=True)
-        star = os.path.join(out, "tomograms.star")  # predict records its output here, not in the run's copy
-        rewrite_paths(os.path.join(folder, "tomograms.star"), star, lambda path: path)
+        star = os.path.join(out, "tomograms.star")  # predict records its output here; absolute paths as in run_method
+        rewrite_paths(dataset_star, star, lambda path: path)
         table = predict_tomograms(star, network, output_dir=out, cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP,
                                   **METHODS[method].get("predict", {}))
         found[f"{method} iter{iteration:02d}"] = scores(

@@ -344,13 +344,21 @@ def test_continue_from_reproduces_the_halves_method(halves_run):
 
 
 @pytest.mark.parametrize("fill_wedge", [True, False])
-def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge):
+def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
     from types import SimpleNamespace
+    from isonet.io.mrc import write_volume
     from isonet.refine import method_hooks
+    from isonet.refine.halves import half_prediction_path
+    from isonet.refine.wedge_ops import apply_wedge, wedge_masks
+    rng = np.random.default_rng(5)
+    halves = [rng.normal(size=(8, 8, 8)).astype(np.float32) for _ in range(2)]
+    fake = _FakeHalves(halves)
+    predicted = rng.normal(size=(8, 8, 8)).astype(np.float32)  # the previous iteration's output (dark density)
+    write_volume(half_prediction_path(str(tmp_path), fake, 0, 0, 2), -predicted)
     config = SimpleNamespace(fill_wedge=fill_wedge, mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0,
                              mw_target="mean")
-    maker = method_hooks.pair_maker(config, _FakeHalves([np.zeros((8, 8, 8), np.float32)] * 2), [0], None, None,
-                                    [(-60.0, 60.0)], 8, 0.0, None, "results", 3)
-    # with a previous_dir the maker merges the previous iteration's predictions into each half's wedge
-    assert maker.previous_dir == ("results" if fill_wedge else None)
-    assert maker.previous_iteration == 2 and maker.iteration == 3
+    maker = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 3)
+    mask = wedge_masks((8, 8, 8), [(-60.0, 60.0)])[0]
+    # filled: the half where measured, the previous prediction in its wedge; unfilled: the half as it is
+    expected = apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1) if fill_wedge else halves[0]
+    np.testing.assert_allclose(maker.merged(0, 0), expected, atol=1e-5)
