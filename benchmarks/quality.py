@@ -111,6 +111,13 @@ METHODS = {
     # The halves' wedges never filled; the former target with refreshed statistics (docs/quality.md).
     "halves_nofill": dict(refine=dict(method="isonet2", fill_wedge=False)),
     "halves_other_refresh": dict(refine=dict(method="isonet2", mw_target="other")),
+    # The mean target only deeper than 10 degrees into the input's extra wedge (docs/quality.md).
+    **{f"halves_guard10{suffix}": dict(refine=dict(method="isonet2", mw_guard=10.0, **seed))
+       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
+    # The full tomogram normalised by its own slab (predict --half_scale False): the halves method's predict
+    # until the fourth round (docs/quality.md); the rows of the halves method documented before it used it.
+    **{f"{source}_own_scale": dict(model_from=source, predict=dict(half_scale=False))
+       for source in ("halves", "halves_seed1", "halves_seed2", "halves_guard10")},
     "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
     "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
     "halves_dc": dict(refine=dict(HALVES_OTHER, dc_weight=1.0)),

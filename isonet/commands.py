@@ -259,6 +259,9 @@ REFINE = CommandSpec(
            "in the target: the mean of both halves (the input holds none of its half there, so the noise stays "
            "independent; twice the signal-to-noise ratio), or the other half alone (DeepDeWedge's and IsoNet "
            "2's); docs/halves.md.", choices=MW_TARGETS),
+     Param("mw_guard", "float", 0.0, "isonet2 with --mw_target mean: degrees beyond the input's tilt limits "
+           "where the target stays the other half; the mean of both halves is used only deeper into the extra "
+           "wedge (docs/halves.md).", unit="degrees", range="[0, 90]"),
      Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
            "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
            "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",
@@ -298,6 +301,11 @@ PREDICT = CommandSpec(
      Param("average_halves", "bool", False, "With a network of refine's halves method: predict both half "
            "tomograms and average the outputs (IsoNet 2's and DeepDeWedge's way) instead of the full tomogram, "
            "whose noise variance is half theirs (docs/quality.md); twice the time."),
+     Param("half_scale", "bool", None, "With a network of refine's halves method, predicting the full "
+           "tomogram: normalise it at the scale of the half tomograms the network learnt on (their slab "
+           "standard deviation times the full/half-average ratio), so that its signal has the training "
+           "amplitude and only its noise is lower; False: its own slab standard deviation (docs/halves.md).",
+           default_text="True where the STAR file lists half tomograms"),
      Param("average_rotated", "bool", False, "Also predict every tile rotated by 180 degrees about the tilt axis "
            "(Y), which leaves the missing wedge in place, and average the two outputs: a little less noise "
            "for twice the network time (docs/quality.md).")),

@@ -187,8 +187,8 @@ class _FakeHalves:
         return self.halves[half].copy()
 
 
-@pytest.mark.parametrize("mw_target", ["other", "mean"])
-def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation(mw_target):
+@pytest.mark.parametrize("mw_target, mw_guard", [("other", 0.0), ("mean", 0.0), ("mean", 10.0)])
+def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation(mw_target, mw_guard):
     from isonet.refine.fourier_weights import pair_weights
     from isonet.refine.halves import HalfPairMaker
     from isonet.refine.pairs import centre_crop
@@ -198,19 +198,23 @@ def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation(mw_tar
     crop, cube, tilts = 24, 16, (-60.0, 60.0)
     halves = [rng.normal(size=(crop,) * 3).astype(np.float32) for _ in range(2)]
     maker = HalfPairMaker(_FakeHalves(halves), [0], [tilts], cube, mw_weight=2.0, dc_weight=0.25, seed=4,
-                          iteration=1, mw_target=mw_target)
+                          iteration=1, mw_target=mw_target, mw_guard=mw_guard)
     x, y = maker.pairs(0)
     assert x.shape == (20, cube, cube, cube) and y.shape == (20, cube, cube, cube, 4)
     lab_mask = wedge_masks((crop,) * 3, [tilts])[0]
+    # the mean starts mw_guard degrees beyond the tilt limits (the guard band holds Fourier samples at 24^3)
+    mean_outside = wedge_masks((crop,) * 3, [(tilts[0] - mw_guard, tilts[1] + mw_guard)])[0]
+    assert (mean_outside.sum() > lab_mask.sum()) == (mw_guard > 0)
     swaps = []
     for r in range(20):
         wedged = [apply_wedge(np.ascontiguousarray(rotate(half, r)), lab_mask) for half in halves]
         swap = np.allclose(x[r], centre_crop(wedged[1], cube), atol=1e-5)  # half 2 is the input
         source, other = (halves[1], halves[0]) if swap else (halves[0], halves[1])
         expected = rotate(other, r)
-        if mw_target == "mean":  # the other half where the input is measured, both halves' mean in its wedge
+        if mw_target == "mean":  # the other half up to the guard beyond the input's tilts, then both halves' mean
             mean = rotate(0.5 * (halves[0] + halves[1]), r)
-            expected = apply_wedge(np.ascontiguousarray(expected), lab_mask) + apply_wedge(mean, lab_mask, 0, 1)
+            expected = (apply_wedge(np.ascontiguousarray(expected), mean_outside)
+                        + apply_wedge(mean, mean_outside, 0, 1))
         np.testing.assert_allclose(y[r, ..., 0], centre_crop(expected, cube), atol=1e-5)
         np.testing.assert_allclose(x[r], centre_crop(wedged[1 if swap else 0], cube), atol=1e-5)
         np.testing.assert_array_equal(y[r, ..., 1], pair_weights(cube, tilts, 2.0, r))
@@ -245,9 +249,10 @@ def test_variant_pair_maker_keeps_isonet_pairs_and_adds_weights(tmp_path):
 # ----------------------------------------------------------------------------- refine and predict
 
 def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
-    """Identity network with a halves model JSON: -(the slab-normalised full tomogram); with --average_halves,
-    -(mean of the slab-normalised halves)."""
+    """Identity network with a halves model JSON: -(the full tomogram normalised at the halves' scale); with
+    --half_scale False, by its own slab; with --average_halves, -(mean of the slab-normalised halves)."""
     from isonet.io.model_info import write_model_info
+    from isonet.predict.halves import half_scaled_statistics
     from isonet.predict.predict import predict_tomograms
     from isonet.network.unet import build_unet, save_model
     _write_halves_project(str(tmp_path))
@@ -262,16 +267,40 @@ def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
     write_model_info(str(tmp_path / "identity.h5"), {"method": "isonet2", "normalization": "slab_mean_std"})
     full = read_volume(tmp_path / "tomos" / "tomo_00.mrc")
     halves = [read_volume(tmp_path / p) for p in ("even/tomo_00.mrc", "odd/tomo_00_odd.mrc")]
-    expected = {False: -apply_statistics(full, *slab_statistics(full)),
-                True: -sum(apply_statistics(h, *slab_statistics(h)) for h in halves) / 2}
-    for average_halves in (False, True):
+    scaled = half_scaled_statistics(str(tmp_path / "tomos" / "tomo_00.mrc"),
+                                    [str(tmp_path / p) for p in ("even/tomo_00.mrc", "odd/tomo_00_odd.mrc")])
+    expected = {"own_scale": -apply_statistics(full, *slab_statistics(full)),
+                "average_halves": -sum(apply_statistics(h, *slab_statistics(h)) for h in halves) / 2,
+                "default": -apply_statistics(full, *scaled)}  # at the halves' scale
+    options = {"own_scale": dict(half_scale=False), "average_halves": dict(average_halves=True), "default": {}}
+    for way in expected:
         predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
-                          output_dir=str(tmp_path / f"out{average_halves}"), gpu_ids=[], cube_size=16, crop_size=24,
-                          average_halves=average_halves)
-        result = read_volume(tmp_path / f"out{average_halves}" / "tomo_00_corrected.mrc")
-        np.testing.assert_allclose(result, expected[average_halves], atol=1e-5)
-    assert np.abs(expected[True] - expected[False]).mean() > 0.1  # the two ways differ on these volumes
+                          output_dir=str(tmp_path / way), gpu_ids=[], cube_size=16, crop_size=24, **options[way])
+        result = read_volume(tmp_path / way / "tomo_00_corrected.mrc")
+        np.testing.assert_allclose(result, expected[way], atol=1e-5)
+    for way in ("average_halves", "default"):  # the three ways differ on these volumes
+        assert np.abs(expected[way] - expected["own_scale"]).mean() > 0.05
     assert read_star(tmp_path / "tomograms.star")["rlnCorrectedTomoName"][0].endswith("tomo_00_corrected.mrc")
+
+
+def test_half_scaled_statistics_known_answer(tmp_path):
+    """Full tomogram = sum of the halves: the mean is its own, the std twice the halves' root mean square."""
+    from isonet.predict.halves import half_scaled_statistics
+    rng = np.random.default_rng(8)
+    signal = gaussian_filter(rng.normal(size=(12, 20, 20)), 2).astype(np.float32)
+    halves = [signal + rng.normal(0, 0.5 + 0.2 * i, size=signal.shape).astype(np.float32) + 3 for i in range(2)]
+    full = halves[0] + halves[1]
+    paths = [str(tmp_path / f"{name}.mrc") for name in ("full", "h1", "h2")]
+    for path, volume in zip(paths, [full, *halves]):
+        write_volume(path, volume)
+    mean, std = half_scaled_statistics(paths[0], paths[1:])
+    assert mean == pytest.approx(slab_statistics(full)[0], rel=1e-6)
+    half_rms = np.sqrt(np.mean([slab_statistics(h)[1] ** 2 for h in halves]))
+    assert std == pytest.approx(2 * half_rms, rel=1e-5)
+    assert std > 1.2 * slab_statistics(full)[1]  # noise-dominated: well above the full tomogram's own std
+    write_volume(paths[2], halves[1][:8])
+    with pytest.raises(IsonetError, match="h2.mrc: shape"):
+        half_scaled_statistics(paths[0], paths[1:])
 
 
 @pytest.fixture(scope="module")
@@ -356,8 +385,9 @@ def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
     predicted = rng.normal(size=(8, 8, 8)).astype(np.float32)  # the previous iteration's output (dark density)
     write_volume(half_prediction_path(str(tmp_path), fake, 0, 0, 2), -predicted)
     config = SimpleNamespace(fill_wedge=fill_wedge, mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0,
-                             mw_target="mean")
+                             mw_target="mean", mw_guard=5.0)
     maker = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 3)
+    assert maker.mw_guard == 5.0
     mask = wedge_masks((8, 8, 8), [(-60.0, 60.0)])[0]
     # filled: the half where measured, the previous prediction in its wedge; unfilled: the half as it is
     expected = apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1) if fill_wedge else halves[0]

@@ -2,15 +2,16 @@
 
 Such a network comes with ``model_iterNN.json`` (:mod:`isonet.io.model_info`).
 By default the full tomogram is predicted: normalised as in training,
-``-(x - mean) / std`` with its central slab's statistics
-(:func:`isonet.normalize.slab_statistics`), and the network's output negated
-back (dark density, normalised units). The network was trained on half
-tomograms, but the full one has half their noise variance. Against averaging
-the outputs for the two halves, the full tomogram raised the 10-30° wedge
-correlation of the quality benchmark on 13 of 18 runs (six datasets, three
-seeds; median +0.021, up to +0.12) in half the time, and lowered it on the two held-out
-datasets (-0.008, -0.032; docs/quality.md). predict's ``--average_halves`` does
-the latter (IsoNet 2's and DeepDeWedge's way): each half normalised by its own slab.
+``-(x - mean) / std`` with its central slab's mean
+(:func:`isonet.normalize.slab_statistics`) and, where the halves are listed,
+a standard deviation at the halves' scale (:func:`half_scaled_statistics`:
+the network was trained on half tomograms, whose noise variance is twice the
+full one's), and the network's output negated back (dark density, normalised
+units). On the quality benchmark this beat the full tomogram at its own scale
+on all 18 runs and averaging the outputs for the two halves on all six
+datasets and both held-out ones (docs/quality.md, fourth round), in half the
+time of the latter. predict's ``--average_halves`` does that (IsoNet 2's and
+DeepDeWedge's way): each half normalised by its own slab.
 
 Memory with ``--average_halves``: the half being predicted, its output and
 the running sum, three tomogram-sized float32 arrays (IsoNet 1's predict:
@@ -33,8 +34,8 @@ from isonet.predict.tiling import grid_shape, predict_tiled
 log = logging.getLogger("isonet")
 
 
-def half_sources(info, rows, star_file, use_deconv_tomo):
-    """Row label -> the half tomograms to average (``--average_halves``), for a halves-method network.
+def half_sources(info, rows, star_file, use_deconv_tomo, option="--average_halves"):
+    """Row label -> the half tomograms (``--average_halves``, ``--half_scale``), for a halves-method network.
 
     ``{}`` (each tomogram predicted whole, with a warning) for another network or without halves.
 
@@ -47,14 +48,15 @@ def half_sources(info, rows, star_file, use_deconv_tomo):
     star_file : str
     use_deconv_tomo : bool
         Use ``rlnDeconvTomoHalf1/2`` where listed.
+    option : str
+        The option that needs them, for the warnings.
     """
     if info is None or info.get("method") != "isonet2":
-        log.warning("--average_halves applies to networks of refine's halves method (--method isonet2) only: "
-                    "ignored")
+        log.warning("%s applies to networks of refine's halves method (--method isonet2) only: ignored", option)
         return {}
     if not has_halves(rows):
-        log.warning("%s lists no half tomograms (%s): the halves network is applied to the full tomograms",
-                    star_file, "/".join(HALF_TOMOGRAM_LABELS))
+        log.warning("%s lists no half tomograms (%s): %s ignored, the halves network is applied to the full "
+                    "tomograms", star_file, "/".join(HALF_TOMOGRAM_LABELS), option)
         return {}
     sources = {}
     for label, row in rows.iterrows():
@@ -66,7 +68,50 @@ def half_sources(info, rows, star_file, use_deconv_tomo):
     return sources
 
 
-def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1, bright=False):
+def half_scaled_statistics(path, half_paths, bright=False):
+    """Slab mean of tomogram ``path`` and its standard deviation at the half tomograms' scale.
+
+    A halves-method network learnt on halves normalised by their own slab
+    standard deviation ``s_h``, which holds twice the noise variance of the
+    full tomogram's: normalised by its own, the full tomogram's signal comes out
+    larger than in training (by up to sqrt(2) at low signal-to-noise ratio).
+    Dividing by ``s_h * s_full / s_avg`` instead, with ``s_avg`` that of the
+    halves' average (the ratio absorbs a full tomogram that is their sum), gives
+    the training amplitude with less noise.
+
+    Parameters
+    ----------
+    path : str
+        Full tomogram ``[z, y, x]``.
+    half_paths : list of str
+        Its two half tomograms (same shape).
+    bright : bool
+        Bright density (read negated, as the prediction does).
+
+    Returns
+    -------
+    mean, std : float
+    """
+    volume = read_volume(path, negate=bright)
+    mean, own_std = slab_statistics(volume)
+    shape = volume.shape
+    del volume
+    total, variances = None, []
+    for half_path in half_paths:
+        half = read_volume(half_path, negate=bright)
+        if half.shape != shape:
+            raise IsonetError(f"{half_path}: shape {half.shape} differs from {path} {shape} (z, y, x)")
+        variances.append(slab_statistics(half)[1] ** 2)
+        total = half if total is None else total + half
+        del half
+    average_std = slab_statistics(total / len(half_paths))[1]
+    half_std = float(np.sqrt(np.mean(variances)))
+    std = half_std * own_std / max(average_std, 1e-20)
+    log.info("%s: slab std %.4g, at the halves' scale %.4g (x%.3f)", path, own_std, std, std / max(own_std, 1e-20))
+    return mean, std
+
+
+def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1, bright=False, statistics=None):
     """Average of the network's outputs over ``paths``, each normalised by its central slab (module doc).
 
     Parameters
@@ -79,6 +124,8 @@ def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1, 
         As :func:`isonet.predict.predict.correct_tomogram`.
     bright : bool
         The tomograms have bright density: read negated, result negated back (the input's sign).
+    statistics : (float, float) or None
+        Mean and standard deviation for the one path (:func:`half_scaled_statistics`); None: its slab's.
 
     Returns
     -------
@@ -93,7 +140,7 @@ def correct_averaged(paths, function, cube_size=64, crop_size=96, batch_size=1, 
         if total is not None and volume.shape != total.shape:
             raise IsonetError(f"{path}: shape {volume.shape} differs from {paths[0]} {total.shape} (z, y, x)")
         header = header or this_header
-        mean, std = slab_statistics(volume)
+        mean, std = statistics if statistics is not None else slab_statistics(volume)
         volume -= np.float32(mean)
         volume *= np.float32(-1.0 / (std + 1e-20))  # in place: the raw copy is not kept
         log.info("Predicting %s (slab mean %.4g, std %.4g) with tiles of %d (core %d)", path, mean, std,

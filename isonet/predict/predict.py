@@ -35,11 +35,11 @@ from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_outputs, file_root, input_tomogram
-from isonet.io.star import bright_density, read_star, select_rows, set_column, write_star
+from isonet.io.star import bright_density, has_halves, read_star, select_rows, set_column, write_star
 from isonet.log import progress
 from isonet.io.model_info import read_model_info
 from isonet.normalize import normalize_in_place, warn_if_flat
-from isonet.predict.halves import correct_averaged, half_sources
+from isonet.predict.halves import correct_averaged, half_scaled_statistics, half_sources
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
 log = logging.getLogger("isonet")
@@ -158,7 +158,8 @@ def rotated_average(function):
 
 @PREDICT.implements
 def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_size, use_deconv_tomo, batch_size,
-                      normalize_percentile, tomo_idx, mixed_precision, snapshot, average_halves, average_rotated):
+                      normalize_percentile, tomo_idx, mixed_precision, snapshot, average_halves, average_rotated,
+                      half_scale=None):
     """Correct the tomograms of a STAR file with a trained network; update the STAR file.
 
     Every tomogram header and the model file are checked before anything is
@@ -199,6 +200,10 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     average_rotated : bool
         Average the network's outputs for every tile and the tile rotated by 180° about Y
         (:func:`rotated_average`).
+    half_scale : bool or None
+        With a halves-method network and the full tomogram: normalise it at the half tomograms'
+        scale (:func:`isonet.predict.halves.half_scaled_statistics`). None: wherever the STAR file
+        lists halves.
 
     Returns
     -------
@@ -223,7 +228,12 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         raise IsonetError(f"{model}: model file not found")
     check_outputs(output_dir, "--output_dir", star_file, "STAR file", needed)
     info = read_model_info(model)  # halves-method networks: slab normalisation
-    halves = half_sources(info, rows, star_file, use_deconv_tomo) if average_halves else {}
+    if half_scale is None:  # the default: wherever it applies, without warnings
+        half_scale = info is not None and info.get("method") == "isonet2" and has_halves(rows)
+    halves = {}
+    if average_halves or half_scale:
+        halves = half_sources(info, rows, star_file, use_deconv_tomo,
+                              "--average_halves" if average_halves else "--half_scale")
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:
@@ -239,8 +249,13 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
             root, output = file_root(source), outputs[label]
             start = time.perf_counter()
             if info is not None:
-                corrected, header = correct_averaged(halves.get(label, [source]), function, cube_size,
-                                                     crop_size, batch_size, bright=bright_density(rows.loc[label]))
+                bright = bright_density(rows.loc[label])
+                statistics = None
+                if half_scale and label in halves and not average_halves:
+                    statistics = half_scaled_statistics(source, halves[label], bright)
+                corrected, header = correct_averaged(halves[label] if average_halves and label in halves
+                                                     else [source], function, cube_size, crop_size,
+                                                     batch_size, bright=bright, statistics=statistics)
             else:
                 corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,
                                                      normalize_percentile, bright=bright_density(rows.loc[label]))

@@ -20,7 +20,10 @@ and IsoNet 2):
    the crop, about one Fourier sample at the wedge edges, and what the
    previous iteration's fill, computed from all of ``a``, carries of it) and
    the target has twice the signal-to-noise ratio of ``b`` alone
-   (``"other"``: ``b`` everywhere, as DeepDeWedge and IsoNet 2);
+   (``"other"``: ``b`` everywhere, as DeepDeWedge and IsoNet 2); with
+   ``mw_guard`` > 0 the mean starts that many degrees beyond the input's
+   tilt limits and ``b`` alone fills the band in between, where the leaked
+   samples of ``a`` sit;
 6. the loss (:mod:`isonet.refine.losses`) compares the spectra with weight 1
    where input and target are measured, ``mw_weight`` where only the target
    is, 0 where the target is not (its rotated wedge).
@@ -153,10 +156,13 @@ class HalfPairMaker:
     seed, iteration : int
     mw_target : {"mean", "other"}
         Target in the input's extra wedge: the mean of both halves, or the other half (module docstring).
+    mw_guard : float
+        Degrees beyond the tilt limits where the ``mean`` target stays the other half (0: none).
     """
 
     def __init__(self, subtomos, used, tilt_ranges, cube_size, previous_dir=None, previous_iteration=0,
-                 mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1, mw_target="mean"):
+                 mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1, mw_target="mean",
+                 mw_guard=0.0):
         self.subtomos = subtomos
         self.used = [int(i) for i in used]
         self.tilt_ranges = [tuple(map(float, r)) for r in tilt_ranges]
@@ -171,6 +177,7 @@ class HalfPairMaker:
         if mw_target not in MW_TARGETS:
             raise IsonetError(f"--mw_target: expected one of {', '.join(MW_TARGETS)}, got {mw_target!r}")
         self.mw_target = mw_target
+        self.mw_guard = float(mw_guard)
         self.target_channels = 4 if self.dc_weight > 0 else 2
         self.busy_seconds = 0.0
         self._lock = threading.Lock()
@@ -203,6 +210,8 @@ class HalfPairMaker:
         halves = [self.merged(index, 0), self.merged(index, 1)]
         tilts = self.tilt_ranges[index]
         lab_mask = wedge_masks(halves[0].shape, [tilts])[0]
+        mean_outside = wedge_masks(halves[0].shape, [(max(tilts[0] - self.mw_guard, -90.0),
+                                                      min(tilts[1] + self.mw_guard, 90.0))])[0]
         inputs, targets, weights = [], [], []
         for r in rotations:
             swap = np.random.default_rng([self.seed, self.iteration, _SALT_SWAP, index, r]).random() < 0.5
@@ -215,7 +224,7 @@ class HalfPairMaker:
             weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r, matrix))
             inputs.append(apply_wedge(rotated[0], lab_mask))
             if self.mw_target == "mean":
-                targets.append(merge(rotated[1], 0.5 * (rotated[0] + rotated[1]), lab_mask))
+                targets.append(merge(rotated[1], 0.5 * (rotated[0] + rotated[1]), mean_outside))
             else:
                 targets.append(rotated[1])
         x = np.ascontiguousarray(centre_crop(np.stack(inputs), self.cube_size))

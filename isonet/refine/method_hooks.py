@@ -30,13 +30,19 @@ def prepare(config):
         config.refresh_batch_norm = config.method == "isonet2"
     if config.final_learning_rate is None:
         config.final_learning_rate = config.learning_rate / (FINAL_RATE_DIVISOR if config.method == "isonet2" else 1)
-    log.info("Method: %s%s", config.method, " (Noise2Noise across half subtomograms, masked Fourier loss, "
-             f"mw_weight {config.mw_weight}, wedge target: {config.mw_target})" if config.method == "isonet2" else "")
+    detail = ""
+    if config.method == "isonet2":
+        guard = f" beyond {config.mw_guard:g} degrees" if config.mw_guard > 0 and config.mw_target == "mean" else ""
+        detail = (" (Noise2Noise across half subtomograms, masked Fourier loss, "
+                  f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard})")
+    log.info("Method: %s%s", config.method, detail)
     if not config.fill_wedge:
         if config.method != "isonet2":
             log.warning("--fill_wedge False applies to --method isonet2 only: ignored (IsoNet 1 always fills)")
         else:
             log.info("--fill_wedge False: the halves' missing wedges stay unfilled in every iteration")
+    if config.mw_guard > 0 and (config.method != "isonet2" or config.mw_target != "mean"):
+        log.warning("--mw_guard applies to --method isonet2 --mw_target mean only: ignored")
     if config.method != "isonet2":
         return None
     if config.masked_loss:
@@ -57,7 +63,7 @@ def pair_maker(config, halves, used, originals, previous, tilts, cube_size, leve
         return HalfPairMaker(halves, used, tilts, cube_size, previous_dir if config.fill_wedge else None,
                              iteration - 1, config.mw_weight,
                              config.dc_weight, config.random_rotations, config.seed, iteration,
-                             mw_target=config.mw_target)
+                             mw_target=config.mw_target, mw_guard=config.mw_guard)
     return VariantPairMaker(originals, previous, tilts, cube_size, level, banks, config.normalize_percentile,
                             config.seed, iteration, masked_loss=config.masked_loss, mw_weight=config.mw_weight,
                             dc_weight=config.dc_weight, random_rotations=config.random_rotations)
