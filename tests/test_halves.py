@@ -281,6 +281,14 @@ def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
     for way in ("average_halves", "default"):  # the three ways differ on these volumes
         assert np.abs(expected[way] - expected["own_scale"]).mean() > 0.05
     assert read_star(tmp_path / "tomograms.star")["rlnCorrectedTomoName"][0].endswith("tomo_00_corrected.mrc")
+    # a deconvolved full tomogram whose halves were not deconvolved: its own scale, not the raw halves'
+    write_volume(tmp_path / "tomos" / "tomo_00_deconv.mrc", 3 * full)
+    table["rlnDeconvTomoName"] = ["tomos/tomo_00_deconv.mrc"]
+    write_star(table, tmp_path / "tomograms.star")
+    predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
+                      output_dir=str(tmp_path / "mixed"), gpu_ids=[], cube_size=16, crop_size=24)
+    np.testing.assert_allclose(read_volume(tmp_path / "mixed" / "tomo_00_deconv_corrected.mrc"),
+                               -apply_statistics(3 * full, *slab_statistics(3 * full)), atol=1e-5)
 
 
 def test_half_scaled_statistics_known_answer(tmp_path):

@@ -156,6 +156,11 @@ def rotated_average(function):
     return averaged
 
 
+def _deconvolved(path, row, star_file, half=None):
+    """Whether ``path`` is not the row's original (non-deconvolved) tomogram or half ``half``."""
+    return os.path.abspath(path) != os.path.abspath(input_tomogram(row, star_file, False, half=half))
+
+
 @PREDICT.implements
 def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_size, use_deconv_tomo, batch_size,
                       normalize_percentile, tomo_idx, mixed_precision, snapshot, average_halves, average_rotated,
@@ -252,7 +257,12 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
                 bright = bright_density(rows.loc[label])
                 statistics = None
                 if half_scale and label in halves and not average_halves:
-                    statistics = half_scaled_statistics(source, halves[label], bright)
+                    if _deconvolved(source, rows.loc[label], star_file) == _deconvolved(
+                            halves[label][0], rows.loc[label], star_file, half=1):
+                        statistics = half_scaled_statistics(source, halves[label], bright)
+                    else:
+                        log.warning("%s: the full tomogram and its halves differ in deconvolution: --half_scale "
+                                    "ignored, normalised by its own slab", source)
                 corrected, header = correct_averaged(halves[label] if average_halves and label in halves
                                                      else [source], function, cube_size, crop_size,
                                                      batch_size, bright=bright, statistics=statistics)
