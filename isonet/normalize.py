@@ -89,6 +89,14 @@ def warn_if_flat(volume, path, logger=None):
 SLAB_FRACTION = 1.0 / 3.0
 
 
+def central_slab(volume, fraction=SLAB_FRACTION):
+    """The central ``fraction`` of a tomogram's Z planes (at least one), as :func:`slab_statistics` uses them."""
+    depth = len(volume)
+    count = max(1, int(round(depth * fraction)))
+    start = (depth - count) // 2
+    return volume[start:start + count]
+
+
 def slab_statistics(volume, fraction=SLAB_FRACTION):
     """Mean and standard deviation of the central slab of a tomogram, float64.
 
@@ -108,10 +116,7 @@ def slab_statistics(volume, fraction=SLAB_FRACTION):
     -------
     mean, std : float
     """
-    depth = len(volume)
-    count = max(1, int(round(depth * fraction)))
-    start = (depth - count) // 2
-    slab = volume[start:start + count]
+    slab = central_slab(volume, fraction)
     mean = float(slab.mean(dtype=np.float64))
     squares = sum(float(np.square(part - mean, dtype=np.float64).sum()) for part in _slabs(slab))
     return mean, float(np.sqrt(squares / slab.size))

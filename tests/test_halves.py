@@ -289,6 +289,17 @@ def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
                       output_dir=str(tmp_path / "mixed"), gpu_ids=[], cube_size=16, crop_size=24)
     np.testing.assert_allclose(read_volume(tmp_path / "mixed" / "tomo_00_deconv_corrected.mrc"),
                                -apply_statistics(3 * full, *slab_statistics(3 * full)), atol=1e-5)
+    # a half file gone: the default falls back to the own scale, an explicit --half_scale True is an error
+    write_star(table.drop(columns=["rlnDeconvTomoName"]), tmp_path / "tomograms.star")
+    os.remove(tmp_path / "odd" / "tomo_00_odd.mrc")
+    predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
+                      output_dir=str(tmp_path / "no_half"), gpu_ids=[], cube_size=16, crop_size=24)
+    np.testing.assert_allclose(read_volume(tmp_path / "no_half" / "tomo_00_corrected.mrc"), expected["own_scale"],
+                               atol=1e-5)
+    with pytest.raises(IsonetError, match="tomo_00_odd.mrc: half tomogram not found"):
+        predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
+                          output_dir=str(tmp_path / "no_half2"), gpu_ids=[], cube_size=16, crop_size=24,
+                          half_scale=True)
 
 
 def test_half_scaled_statistics_known_answer(tmp_path):

@@ -28,13 +28,13 @@ from isonet.io.mrc import read_volume
 from isonet.io.paths import file_root, input_tomogram
 from isonet.io.star import HALF_TOMOGRAM_LABELS, has_halves
 from isonet.log import progress
-from isonet.normalize import slab_statistics
+from isonet.normalize import central_slab, slab_statistics
 from isonet.predict.tiling import grid_shape, predict_tiled
 
 log = logging.getLogger("isonet")
 
 
-def half_sources(info, rows, star_file, use_deconv_tomo, option="--average_halves"):
+def half_sources(info, rows, star_file, use_deconv_tomo, option="--average_halves", required=True):
     """Row label -> the half tomograms (``--average_halves``, ``--half_scale``), for a halves-method network.
 
     ``{}`` (each tomogram predicted whole, with a warning) for another network or without halves.
@@ -50,6 +50,9 @@ def half_sources(info, rows, star_file, use_deconv_tomo, option="--average_halve
         Use ``rlnDeconvTomoHalf1/2`` where listed.
     option : str
         The option that needs them, for the warnings.
+    required : bool
+        A missing half file is an error; False: that tomogram is left out of the result, with a
+        warning (the default ``--half_scale``, which predict can do without).
     """
     if info is None or info.get("method") != "isonet2":
         log.warning("%s applies to networks of refine's halves method (--method isonet2) only: ignored", option)
@@ -61,9 +64,13 @@ def half_sources(info, rows, star_file, use_deconv_tomo, option="--average_halve
     sources = {}
     for label, row in rows.iterrows():
         paths = [input_tomogram(row, star_file, use_deconv_tomo, fallback=True, half=h) for h in (1, 2)]
-        for path in paths:
-            if not os.path.isfile(path):
-                raise IsonetError(f"{path}: half tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
+        missing = [path for path in paths if not os.path.isfile(path)]
+        if missing and required:
+            raise IsonetError(f"{missing[0]}: half tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
+        if missing:
+            log.warning("%s: half tomogram not found: %s ignored for rlnIndex %s", missing[0], option,
+                        row["rlnIndex"])
+            continue
         sources[label] = paths
     return sources
 
@@ -93,18 +100,19 @@ def half_scaled_statistics(path, half_paths, bright=False):
     mean, std : float
     """
     volume = read_volume(path, negate=bright)
-    mean, own_std = slab_statistics(volume)
     shape = volume.shape
+    mean, own_std = slab_statistics(volume)
     del volume
     total, variances = None, []
-    for half_path in half_paths:
+    for half_path in half_paths:  # only central slabs are kept: one tomogram in memory at a time
         half = read_volume(half_path, negate=bright)
         if half.shape != shape:
             raise IsonetError(f"{half_path}: shape {half.shape} differs from {path} {shape} (z, y, x)")
-        variances.append(slab_statistics(half)[1] ** 2)
-        total = half if total is None else total + half
+        slab = np.array(central_slab(half), dtype=np.float64)
         del half
-    average_std = slab_statistics(total / len(half_paths))[1]
+        variances.append(slab_statistics(slab, fraction=1.0)[1] ** 2)
+        total = slab if total is None else total + slab
+    average_std = slab_statistics(total / len(half_paths), fraction=1.0)[1]
     half_std = float(np.sqrt(np.mean(variances)))
     std = half_std * own_std / max(average_std, 1e-20)
     log.info("%s: slab std %.4g, at the halves' scale %.4g (x%.3f)", path, own_std, std, std / max(own_std, 1e-20))

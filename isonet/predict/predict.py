@@ -233,12 +233,13 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         raise IsonetError(f"{model}: model file not found")
     check_outputs(output_dir, "--output_dir", star_file, "STAR file", needed)
     info = read_model_info(model)  # halves-method networks: slab normalisation
+    required = half_scale is not None or average_halves  # the default half_scale does without missing halves
     if half_scale is None:  # the default: wherever it applies, without warnings
         half_scale = info is not None and info.get("method") == "isonet2" and has_halves(rows)
     halves = {}
     if average_halves or half_scale:
         halves = half_sources(info, rows, star_file, use_deconv_tomo,
-                              "--average_halves" if average_halves else "--half_scale")
+                              "--average_halves" if average_halves else "--half_scale", required=required)
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:
