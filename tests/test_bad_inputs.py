@@ -469,6 +469,26 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert not os.path.exists(lock_path(tmp_path / "out"))
 
 
+def test_lock_message_waits_for_the_holders_pid(tmp_path):
+    """A command that loses the race before the holder wrote its pid still names it (not "pid unknown")."""
+    import fcntl
+    import threading
+    from isonet.errors import IsonetError
+    from isonet.io.lock import lock_path, output_lock
+    name = lock_path(tmp_path / "out")
+    holder = open(name, "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, pid not written yet
+
+    def write_pid():
+        holder.write("4242\n")
+        holder.flush()
+    threading.Timer(0.2, write_pid).start()
+    with pytest.raises(IsonetError, match=r"is being written by another isonet command \(pid 4242\)"):
+        with output_lock(tmp_path / "out"):
+            pass
+    holder.close()
+
+
 def _tiny_subtomograms(folder):
     rng = np.random.default_rng(0)
     os.makedirs(folder / "subtomo")

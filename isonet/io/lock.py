@@ -11,6 +11,7 @@ is removed on release; a waiting process that locked the removed file notices
 import contextlib
 import fcntl
 import os
+import time
 
 from isonet.errors import IsonetError
 
@@ -23,10 +24,15 @@ def lock_path(path):
     return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}{_SUFFIX}")
 
 
-def _holder(handle):
-    handle.seek(0)
-    text = handle.read().strip()
-    return text if text.isdigit() else "unknown"
+def _holder(handle, wait=1.0):
+    """The holder's pid from the lock file; the holder writes it just after locking, so wait up to ``wait`` s."""
+    deadline = time.monotonic() + wait
+    while True:
+        handle.seek(0)
+        text = handle.read().strip()
+        if text.isdigit() or time.monotonic() > deadline:
+            return text if text.isdigit() else "unknown"
+        time.sleep(0.01)
 
 
 def _acquire(path):
