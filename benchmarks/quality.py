@@ -99,7 +99,7 @@ METHODS = {
     **{f"{source}_rotated": dict(model_from=source, predict=dict(average_rotated=True))
        for source in ("halves", "halves_seed1", "isonet1", "isonet1_seed1")},
     **{f"{source}_average_halves": dict(model_from=source, predict=dict(average_halves=True))
-       for source in ("halves", "halves_seed1", "halves_seed2")},
+       for source in ("halves", "halves_seed1", "halves_seed2", "halves_full0.5")},
     # The halves method until 2026-12-02 (HALVES_OTHER; DeepDeWedge's and IsoNet 2's target).
     **{f"halves_other{suffix}": dict(refine=dict(HALVES_OTHER, **seed))
        for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
@@ -114,6 +114,9 @@ METHODS = {
     # The mean target only deeper than 10 degrees into the input's extra wedge (docs/quality.md).
     **{f"halves_guard10{suffix}": dict(refine=dict(method="isonet2", mw_guard=10.0, **seed))
        for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
+    # A share of the inputs the mean of both halves, the loss only in its extra wedge (docs/quality.md).
+    **{f"halves_full{fraction}{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction, **seed))
+       for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # The full tomogram normalised by its own slab (predict --half_scale False): the halves method's predict
     # until the fourth round (docs/quality.md); the rows of the halves method documented before it used it.
     **{f"{source}_own_scale": dict(model_from=source, predict=dict(half_scale=False))

@@ -262,6 +262,9 @@ REFINE = CommandSpec(
      Param("mw_guard", "float", 0.0, "isonet2 with --mw_target mean: degrees beyond the input's tilt limits "
            "where the target stays the other half; the mean of both halves is used only deeper into the extra "
            "wedge (docs/halves.md).", unit="degrees", range="[0, 90]"),
+     Param("full_input_fraction", "float", 0.0, "isonet2: share of the training pairs whose input is the mean "
+           "of both halves (the full tomogram, as predict sees it) with the loss only in its extra wedge, "
+           "IsoNet 1's task at the full signal-to-noise ratio (docs/halves.md).", range="[0, 1]"),
      Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
            "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
            "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",

@@ -227,6 +227,41 @@ def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation(mw_tar
     np.testing.assert_array_equal(y2, y[3:5])
 
 
+def test_half_pair_maker_full_inputs_are_the_mean_with_the_loss_in_the_extra_wedge_only():
+    from isonet.refine.fourier_weights import loss_weights, pair_weights, rotation_matrix
+    from isonet.refine.halves import HalfPairMaker
+    from isonet.refine.pairs import centre_crop
+    from isonet.refine.rotations import rotate
+    from isonet.refine.wedge_ops import apply_wedge, wedge_masks
+    rng = np.random.default_rng(8)
+    crop, cube, tilts = 24, 16, (-60.0, 60.0)
+    halves = [rng.normal(size=(crop,) * 3).astype(np.float32) for _ in range(2)]
+    lab_mask = wedge_masks((crop,) * 3, [tilts])[0]
+    mean = 0.5 * (halves[0] + halves[1])
+    x, y = HalfPairMaker(_FakeHalves(halves), [0], [tilts], cube, mw_weight=2.0, seed=4,
+                         full_input_fraction=1.0).pairs(0)
+    for r in (0, 5, 13):
+        rotated = np.ascontiguousarray(rotate(mean, r))
+        np.testing.assert_allclose(x[r], centre_crop(apply_wedge(rotated, lab_mask), cube), atol=1e-5)
+        np.testing.assert_allclose(y[r, ..., 0], centre_crop(rotated, cube), atol=1e-5)
+        weights = pair_weights(cube, tilts, 2.0, r, measured_weight=0.0)
+        np.testing.assert_array_equal(y[r, ..., 1], weights)
+        # 2 where only the target is measured (the input's extra wedge), 0 elsewhere
+        extra = rotated_wedge_mask(cube, *tilts, rotation_matrix(r)) * (1 - rotated_wedge_mask(cube, *tilts))
+        np.testing.assert_array_equal(weights, 2.0 * extra)
+        assert extra.sum() > 0
+    np.testing.assert_array_equal(loss_weights(np.ones(3), np.ones(3), 2.0, 0.0), np.zeros(3))
+    # a share of the pairs: some inputs are the mean, the rest one half with the full weights
+    x, y = HalfPairMaker(_FakeHalves(halves), [0], [tilts], cube, mw_weight=2.0, seed=4,
+                         full_input_fraction=0.5).pairs(0)
+    full = [np.allclose(x[r], centre_crop(apply_wedge(np.ascontiguousarray(rotate(mean, r)), lab_mask), cube),
+                        atol=1e-5) for r in range(20)]
+    assert 0 < sum(full) < 20
+    for r in range(20):
+        np.testing.assert_array_equal(y[r, ..., 1], pair_weights(cube, tilts, 2.0, r,
+                                                                  measured_weight=0.0 if full[r] else 1.0))
+
+
 def test_variant_pair_maker_keeps_isonet_pairs_and_adds_weights(tmp_path):
     from isonet.refine.fourier_weights import pair_weights
     from isonet.refine.pairs import PairMaker
@@ -404,9 +439,9 @@ def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
     predicted = rng.normal(size=(8, 8, 8)).astype(np.float32)  # the previous iteration's output (dark density)
     write_volume(half_prediction_path(str(tmp_path), fake, 0, 0, 2), -predicted)
     config = SimpleNamespace(fill_wedge=fill_wedge, mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0,
-                             mw_target="mean", mw_guard=5.0)
+                             mw_target="mean", mw_guard=5.0, full_input_fraction=0.25)
     maker = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 3)
-    assert maker.mw_guard == 5.0
+    assert maker.mw_guard == 5.0 and maker.full_input_fraction == 0.25
     mask = wedge_masks((8, 8, 8), [(-60.0, 60.0)])[0]
     # filled: the half where measured, the previous prediction in its wedge; unfilled: the half as it is
     expected = apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1) if fill_wedge else halves[0]

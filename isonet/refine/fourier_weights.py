@@ -74,20 +74,21 @@ def rotate_volume(volume, matrix):
                                           mode="mirror").astype(np.float32, copy=False)
 
 
-def loss_weights(input_mask, target_mask, mw_weight):
-    """``Mt (Mi + mw_weight (1 - Mi))``: the per-frequency weights of the masked loss, float32."""
-    return (target_mask * (input_mask + np.float32(mw_weight) * (1.0 - input_mask))).astype(np.float32)
+def loss_weights(input_mask, target_mask, mw_weight, measured_weight=1.0):
+    """``Mt (measured_weight Mi + mw_weight (1 - Mi))``: the per-frequency weights of the masked loss, float32."""
+    return (target_mask * (np.float32(measured_weight) * input_mask
+                           + np.float32(mw_weight) * (1.0 - input_mask))).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=256)
-def _fixed_rotation_weights(n, tilt_range, index, mw_weight):
+def _fixed_rotation_weights(n, tilt_range, index, mw_weight, measured_weight):
     weights = loss_weights(rotated_wedge_mask(n, *tilt_range),
-                           rotated_wedge_mask(n, *tilt_range, rotation_matrix(index)), mw_weight)
+                           rotated_wedge_mask(n, *tilt_range, rotation_matrix(index)), mw_weight, measured_weight)
     weights.setflags(write=False)
     return weights
 
 
-def pair_weights(n, tilt_range, mw_weight, orientation, matrix=None):
+def pair_weights(n, tilt_range, mw_weight, orientation, matrix=None, measured_weight=1.0):
     """:func:`loss_weights` of a pair: fixed orientation ``orientation`` (cached, read-only), or ``matrix``.
 
     Parameters
@@ -101,8 +102,12 @@ def pair_weights(n, tilt_range, mw_weight, orientation, matrix=None):
         0-19, used when ``matrix`` is None.
     matrix : ndarray, shape (3, 3), optional
         A random rotation (:func:`seeded_rotation`).
+    measured_weight : float
+        Weight where input and target are both measured (0: the loss covers only the input's extra wedge).
     """
     tilt_range = tuple(map(float, tilt_range))
     if matrix is None:
-        return _fixed_rotation_weights(int(n), tilt_range, int(orientation), float(mw_weight))
-    return loss_weights(rotated_wedge_mask(n, *tilt_range), rotated_wedge_mask(n, *tilt_range, matrix), mw_weight)
+        return _fixed_rotation_weights(int(n), tilt_range, int(orientation), float(mw_weight),
+                                       float(measured_weight))
+    return loss_weights(rotated_wedge_mask(n, *tilt_range), rotated_wedge_mask(n, *tilt_range, matrix), mw_weight,
+                        measured_weight)

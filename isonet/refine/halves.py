@@ -28,6 +28,11 @@ and IsoNet 2):
    where input and target are measured, ``mw_weight`` where only the target
    is, 0 where the target is not (its rotated wedge).
 
+With ``full_input_fraction`` > 0 that share of the pairs (a seeded coin per
+pair) takes the mean of both halves as input and target instead, the loss
+only in the input's extra wedge: the wedge task at the full tomogram's noise
+level, which predict sees (the measured region has no independent target).
+
 No noise is added to the inputs: the other half's independent noise does the
 denoising. In refine the network is applied to each half separately (the
 fills of step 2); predict applies it to the full tomogram
@@ -55,6 +60,7 @@ from isonet.refine.wedge_ops import apply_wedge, merge, wedge_masks
 from isonet.wedge import rotated_wedge_mask
 
 _SALT_SWAP = 21
+_SALT_FULL = 23
 
 
 def subtomo_star_has_halves(star_file):
@@ -158,11 +164,15 @@ class HalfPairMaker:
         Target in the input's extra wedge: the mean of both halves, or the other half (module docstring).
     mw_guard : float
         Degrees beyond the tilt limits where the ``mean`` target stays the other half (0: none).
+    full_input_fraction : float
+        Share of the pairs (a coin per pair) whose input is the mean of both halves, the full tomogram's
+        noise level that predict sees; their target is that mean and their loss covers only the input's
+        extra wedge (where the mean is measured and the input holds nothing of it), IsoNet 1's task.
     """
 
     def __init__(self, subtomos, used, tilt_ranges, cube_size, previous_dir=None, previous_iteration=0,
                  mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1, mw_target="mean",
-                 mw_guard=0.0):
+                 mw_guard=0.0, full_input_fraction=0.0):
         self.subtomos = subtomos
         self.used = [int(i) for i in used]
         self.tilt_ranges = [tuple(map(float, r)) for r in tilt_ranges]
@@ -178,6 +188,7 @@ class HalfPairMaker:
             raise IsonetError(f"--mw_target: expected one of {', '.join(MW_TARGETS)}, got {mw_target!r}")
         self.mw_target = mw_target
         self.mw_guard = float(mw_guard)
+        self.full_input_fraction = float(full_input_fraction)
         self.target_channels = 4 if self.dc_weight > 0 else 2
         self.busy_seconds = 0.0
         self._lock = threading.Lock()
@@ -214,14 +225,20 @@ class HalfPairMaker:
                                                       min(tilts[1] + self.mw_guard, 90.0))])[0]
         inputs, targets, weights = [], [], []
         for r in rotations:
+            full = np.random.default_rng([self.seed, self.iteration, _SALT_FULL, index, r]).random() \
+                < self.full_input_fraction
             swap = np.random.default_rng([self.seed, self.iteration, _SALT_SWAP, index, r]).random() < 0.5
-            source, target = (halves[1], halves[0]) if swap else (halves[0], halves[1])
+            if full:
+                source = target = 0.5 * (halves[0] + halves[1])
+            else:
+                source, target = (halves[1], halves[0]) if swap else (halves[0], halves[1])
             matrix = seeded_rotation(self.seed, self.iteration, index, r) if self.random_rotations else None
             if matrix is None:
                 rotated = np.concatenate([rotate_all(source, [r]), rotate_all(target, [r])])
             else:
                 rotated = np.stack([rotate_volume(source, matrix), rotate_volume(target, matrix)])
-            weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r, matrix))
+            weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r, matrix,
+                                        measured_weight=0.0 if full else 1.0))
             inputs.append(apply_wedge(rotated[0], lab_mask))
             if self.mw_target == "mean":
                 targets.append(merge(rotated[1], 0.5 * (rotated[0] + rotated[1]), mean_outside))

@@ -33,8 +33,10 @@ def prepare(config):
     detail = ""
     if config.method == "isonet2":
         guard = f" beyond {config.mw_guard:g} degrees" if config.mw_guard > 0 and config.mw_target == "mean" else ""
+        full = (f", {config.full_input_fraction:g} of the inputs the mean of both halves"
+                if config.full_input_fraction > 0 else "")
         detail = (" (Noise2Noise across half subtomograms, masked Fourier loss, "
-                  f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard})")
+                  f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard}{full})")
     log.info("Method: %s%s", config.method, detail)
     if not config.fill_wedge:
         if config.method != "isonet2":
@@ -43,6 +45,8 @@ def prepare(config):
             log.info("--fill_wedge False: the halves' missing wedges stay unfilled in every iteration")
     if config.mw_guard > 0 and (config.method != "isonet2" or config.mw_target != "mean"):
         log.warning("--mw_guard applies to --method isonet2 --mw_target mean only: ignored")
+    if config.full_input_fraction > 0 and config.method != "isonet2":
+        log.warning("--full_input_fraction applies to --method isonet2 only: ignored")
     if config.method != "isonet2":
         return None
     if config.masked_loss:
@@ -63,7 +67,8 @@ def pair_maker(config, halves, used, originals, previous, tilts, cube_size, leve
         return HalfPairMaker(halves, used, tilts, cube_size, previous_dir if config.fill_wedge else None,
                              iteration - 1, config.mw_weight,
                              config.dc_weight, config.random_rotations, config.seed, iteration,
-                             mw_target=config.mw_target, mw_guard=config.mw_guard)
+                             mw_target=config.mw_target, mw_guard=config.mw_guard,
+                             full_input_fraction=config.full_input_fraction)
     return VariantPairMaker(originals, previous, tilts, cube_size, level, banks, config.normalize_percentile,
                             config.seed, iteration, masked_loss=config.masked_loss, mw_weight=config.mw_weight,
                             dc_weight=config.dc_weight, random_rotations=config.random_rotations)
