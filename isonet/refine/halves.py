@@ -223,27 +223,28 @@ class HalfPairMaker:
         lab_mask = wedge_masks(halves[0].shape, [tilts])[0]
         mean_outside = wedge_masks(halves[0].shape, [(max(tilts[0] - self.mw_guard, -90.0),
                                                       min(tilts[1] + self.mw_guard, 90.0))])[0]
+        mean = 0.5 * (halves[0] + halves[1])
         inputs, targets, weights = [], [], []
         for r in rotations:
             full = np.random.default_rng([self.seed, self.iteration, _SALT_FULL, index, r]).random() \
                 < self.full_input_fraction
             swap = np.random.default_rng([self.seed, self.iteration, _SALT_SWAP, index, r]).random() < 0.5
-            if full:
-                source = target = 0.5 * (halves[0] + halves[1])
-            else:
-                source, target = (halves[1], halves[0]) if swap else (halves[0], halves[1])
             matrix = seeded_rotation(self.seed, self.iteration, index, r) if self.random_rotations else None
-            if matrix is None:
-                rotated = np.concatenate([rotate_all(source, [r]), rotate_all(target, [r])])
-            else:
-                rotated = np.stack([rotate_volume(source, matrix), rotate_volume(target, matrix)])
+
+            def rotated(volume):
+                return rotate_all(volume, [r])[0] if matrix is None else rotate_volume(volume, matrix)
+
             weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r, matrix,
                                         measured_weight=0.0 if full else 1.0))
-            inputs.append(apply_wedge(rotated[0], lab_mask))
-            if self.mw_target == "mean":
-                targets.append(merge(rotated[1], 0.5 * (rotated[0] + rotated[1]), mean_outside))
+            if full:  # the mean is input and target; its weights leave out the measured region
+                source = target = rotated(mean)
             else:
-                targets.append(rotated[1])
+                source, target = (rotated(halves[1]), rotated(halves[0])) if swap else \
+                    (rotated(halves[0]), rotated(halves[1]))
+                if self.mw_target == "mean":
+                    target = merge(target, 0.5 * (source + target), mean_outside)
+            inputs.append(apply_wedge(source, lab_mask))
+            targets.append(target)
         x = np.ascontiguousarray(centre_crop(np.stack(inputs), self.cube_size))
         y = centre_crop(np.stack(targets), self.cube_size)
         dc = None
