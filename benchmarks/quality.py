@@ -117,6 +117,10 @@ METHODS = {
     # A share of the inputs the mean of both halves, the loss only in its extra wedge (docs/quality.md).
     **{f"halves_full{fraction}{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction, **seed))
        for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
+    # ... and where their input is measured, the mean of the previous predictions of both halves as the target.
+    **{f"halves_full{fraction}_prev{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction,
+                                                               full_input_measured="previous", **seed))
+       for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # The full tomogram normalised by its own slab (predict --half_scale False): the halves method's predict
     # until the fourth round (docs/quality.md); the rows of the halves method documented before it used it.
     **{f"{source}_own_scale": dict(model_from=source, predict=dict(half_scale=False))

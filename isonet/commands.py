@@ -19,6 +19,7 @@ WBP_FILTERS = ("ramp", "hamming")
 METHODS = ("isonet", "isonet2")
 #: Targets of the halves method in the frequencies the input misses: mean of both halves, or the other half.
 MW_TARGETS = ("mean", "other")
+FULL_INPUT_MEASURED = ("none", "previous")
 #: Specimens of ``simulate`` (isonet.simulate.phantom).
 SCENES = ("cell", "cytosol", "membranes", "filaments", "sparse")
 
@@ -265,6 +266,10 @@ REFINE = CommandSpec(
      Param("full_input_fraction", "float", 0.0, "isonet2: share of the training pairs whose input is the mean "
            "of both halves (the full tomogram, as predict sees it) with the loss only in its extra wedge, "
            "IsoNet 1's task at the full signal-to-noise ratio (docs/halves.md).", range="[0, 1]"),
+     Param("full_input_measured", "choice", "none", "isonet2 with --full_input_fraction: target of those pairs "
+           "where their input is measured: none (no loss there), or the mean of the previous iteration's "
+           "predictions of both halves (the denoising learnt so far, taught at the full noise level; from "
+           "iteration 2, with --fill_wedge True; docs/halves.md).", choices=FULL_INPUT_MEASURED),
      Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
            "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
            "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",

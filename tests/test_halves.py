@@ -262,6 +262,42 @@ def test_half_pair_maker_full_inputs_are_the_mean_with_the_loss_in_the_extra_wed
                                                                   measured_weight=0.0 if full[r] else 1.0))
 
 
+def test_half_pair_maker_full_inputs_learn_the_previous_predictions_where_measured(tmp_path):
+    from isonet.refine.fourier_weights import pair_weights
+    from isonet.refine.halves import HalfPairMaker, half_prediction_path
+    from isonet.refine.pairs import centre_crop
+    from isonet.refine.rotations import rotate
+    from isonet.refine.wedge_ops import apply_wedge, merge, wedge_masks
+    rng = np.random.default_rng(9)
+    crop, cube, tilts = 24, 16, (-60.0, 60.0)
+    halves = [rng.normal(size=(crop,) * 3).astype(np.float32) for _ in range(2)]
+    predicted = [rng.normal(size=(crop,) * 3).astype(np.float32) for _ in range(2)]
+    fake = _FakeHalves(halves)
+    for half in (0, 1):  # written as predict_halves does: dark density
+        write_volume(half_prediction_path(str(tmp_path), fake, half, 0, 1), -predicted[half])
+    lab_mask = wedge_masks((crop,) * 3, [tilts])[0]
+    filled_mean = 0.5 * sum(merge(halves[h], predicted[h], lab_mask) for h in (0, 1))
+    denoised = 0.5 * (predicted[0] + predicted[1])
+    maker = HalfPairMaker(fake, [0], [tilts], cube, str(tmp_path), 1, mw_weight=2.0, seed=4, iteration=2,
+                          full_input_fraction=1.0, full_input_measured="previous")
+    x, y = maker.pairs(0, [0, 7])
+    for k, r in enumerate((0, 7)):
+        mean_r, denoised_r = (np.ascontiguousarray(rotate(v, r)) for v in (filled_mean, denoised))
+        np.testing.assert_allclose(x[k], centre_crop(apply_wedge(mean_r, lab_mask), cube), atol=1e-5)
+        # the previous predictions where the input is measured, the mean in its extra wedge
+        expected = apply_wedge(denoised_r, lab_mask) + apply_wedge(mean_r, lab_mask, 0, 1)
+        np.testing.assert_allclose(y[k, ..., 0], centre_crop(expected, cube), atol=1e-4)
+        np.testing.assert_array_equal(y[k, ..., 1], pair_weights(cube, tilts, 2.0, r, measured_weight=1.0))
+    # without a previous iteration: the mean everywhere, no loss where the input is measured
+    x, y = HalfPairMaker(fake, [0], [tilts], cube, None, 0, mw_weight=2.0, seed=4, iteration=1,
+                         full_input_fraction=1.0, full_input_measured="previous").pairs(0, [7])
+    np.testing.assert_allclose(y[0, ..., 0], centre_crop(np.ascontiguousarray(rotate(0.5 * (halves[0] + halves[1]), 7)),
+                                                      cube), atol=1e-5)
+    np.testing.assert_array_equal(y[0, ..., 1], pair_weights(cube, tilts, 2.0, 7, measured_weight=0.0))
+    with pytest.raises(IsonetError, match="--full_input_measured"):
+        HalfPairMaker(fake, [0], [tilts], cube, full_input_measured="always")
+
+
 def test_variant_pair_maker_keeps_isonet_pairs_and_adds_weights(tmp_path):
     from isonet.refine.fourier_weights import pair_weights
     from isonet.refine.pairs import PairMaker
@@ -439,10 +475,11 @@ def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
     predicted = rng.normal(size=(8, 8, 8)).astype(np.float32)  # the previous iteration's output (dark density)
     write_volume(half_prediction_path(str(tmp_path), fake, 0, 0, 2), -predicted)
     config = SimpleNamespace(fill_wedge=fill_wedge, mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0,
-                             mw_target="mean", mw_guard=5.0, full_input_fraction=0.25)
+                             mw_target="mean", mw_guard=5.0, full_input_fraction=0.25,
+                             full_input_measured="previous")
     maker = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 3)
-    assert maker.mw_guard == 5.0 and maker.full_input_fraction == 0.25
+    assert maker.mw_guard == 5.0 and maker.full_input_fraction == 0.25 and maker.full_input_measured == "previous"
     mask = wedge_masks((8, 8, 8), [(-60.0, 60.0)])[0]
     # filled: the half where measured, the previous prediction in its wedge; unfilled: the half as it is
     expected = apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1) if fill_wedge else halves[0]
-    np.testing.assert_allclose(maker.merged(0, 0), expected, atol=1e-5)
+    np.testing.assert_allclose(maker.merged(0, 0, maker.previous(0, 0)), expected, atol=1e-5)

@@ -32,6 +32,10 @@ With ``full_input_fraction`` > 0 that share of the pairs (a seeded coin per
 pair) takes the mean of both halves as input and target instead, the loss
 only in the input's extra wedge: the wedge task at the full tomogram's noise
 level, which predict sees (the measured region has no independent target).
+With ``full_input_measured`` ``"previous"`` their target in the region the
+input measures is the mean of the previous iteration's predictions of both
+halves (weight 1, from iteration 2): the denoising learnt so far, taught at
+the full noise level too.
 
 No noise is added to the inputs: the other half's independent noise does the
 denoising. In refine the network is applied to each half separately (the
@@ -45,7 +49,7 @@ import time
 
 import numpy as np
 
-from isonet.commands import MW_TARGETS
+from isonet.commands import FULL_INPUT_MEASURED, MW_TARGETS
 from isonet.errors import IsonetError
 from isonet.io.mrc import read_volume, write_volume
 from isonet.io.paths import file_root
@@ -168,11 +172,14 @@ class HalfPairMaker:
         Share of the pairs (a coin per pair) whose input is the mean of both halves, the full tomogram's
         noise level that predict sees; their target is that mean and their loss covers only the input's
         extra wedge (where the mean is measured and the input holds nothing of it), IsoNet 1's task.
+    full_input_measured : {"none", "previous"}
+        Target of the full-input pairs where the input is measured: none (weight 0), or the mean of the
+        previous iteration's predictions of both halves (weight 1; none without a previous iteration).
     """
 
     def __init__(self, subtomos, used, tilt_ranges, cube_size, previous_dir=None, previous_iteration=0,
                  mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1, mw_target="mean",
-                 mw_guard=0.0, full_input_fraction=0.0):
+                 mw_guard=0.0, full_input_fraction=0.0, full_input_measured="none"):
         self.subtomos = subtomos
         self.used = [int(i) for i in used]
         self.tilt_ranges = [tuple(map(float, r)) for r in tilt_ranges]
@@ -189,6 +196,10 @@ class HalfPairMaker:
         self.mw_target = mw_target
         self.mw_guard = float(mw_guard)
         self.full_input_fraction = float(full_input_fraction)
+        if full_input_measured not in FULL_INPUT_MEASURED:
+            raise IsonetError(f"--full_input_measured: expected one of {', '.join(FULL_INPUT_MEASURED)}, "
+                              f"got {full_input_measured!r}")
+        self.full_input_measured = full_input_measured
         self.target_channels = 4 if self.dc_weight > 0 else 2
         self.busy_seconds = 0.0
         self._lock = threading.Lock()
@@ -196,16 +207,21 @@ class HalfPairMaker:
     def __len__(self):
         return len(self.used)
 
-    def merged(self, index, half):
-        """Normalised half ``half`` of used subtomogram ``index``, its wedge filled by the previous prediction."""
+    def previous(self, index, half):
+        """The previous iteration's prediction of half ``half`` of used subtomogram ``index`` (None at iteration 1)."""
+        if self.previous_dir is None:
+            return None
+        return -read_volume(half_prediction_path(self.previous_dir, self.subtomos, half, self.used[index],
+                                                 self.previous_iteration))
+
+    def merged(self, index, half, previous=None):
+        """Normalised half ``half`` of used subtomogram ``index``, its wedge filled by ``previous`` (if given)."""
         row = self.used[index]
         volume = self.subtomos.normalised(half, row)
         if len(set(volume.shape)) != 1:
             raise IsonetError(f"{self.subtomos.paths[half][row]}: expected a cubic subtomogram, got {volume.shape}")
-        if self.previous_dir is None:
+        if previous is None:
             return volume
-        previous = -read_volume(half_prediction_path(self.previous_dir, self.subtomos, half, row,
-                                                     self.previous_iteration))
         return merge(volume, previous, wedge_masks(volume.shape, [self.tilt_ranges[index]])[0])
 
     def pairs(self, index, rotations=None):
@@ -218,7 +234,11 @@ class HalfPairMaker:
         """
         started = time.perf_counter()
         rotations = list(range(N_ROTATIONS) if rotations is None else rotations)
-        halves = [self.merged(index, 0), self.merged(index, 1)]
+        previous = [self.previous(index, half) for half in (0, 1)]
+        halves = [self.merged(index, half, previous[half]) for half in (0, 1)]
+        denoised = None  # the full-input pairs' target where the input is measured
+        if self.full_input_measured == "previous" and previous[0] is not None:
+            denoised = 0.5 * (previous[0] + previous[1])
         tilts = self.tilt_ranges[index]
         lab_mask = wedge_masks(halves[0].shape, [tilts])[0]
         mean_outside = wedge_masks(halves[0].shape, [(max(tilts[0] - self.mw_guard, -90.0),
@@ -235,9 +255,11 @@ class HalfPairMaker:
                 return rotate_all(volume, [r])[0] if matrix is None else rotate_volume(volume, matrix)
 
             weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r, matrix,
-                                        measured_weight=0.0 if full else 1.0))
-            if full:  # the mean is input and target; its weights leave out the measured region
+                                        measured_weight=0.0 if full and denoised is None else 1.0))
+            if full:  # the mean is input and target in the extra wedge; the measured region: see the docstring
                 source = target = rotated(mean)
+                if denoised is not None:
+                    target = merge(rotated(denoised), source, lab_mask)
             else:
                 source, target = (rotated(halves[1]), rotated(halves[0])) if swap else \
                     (rotated(halves[0]), rotated(halves[1]))
