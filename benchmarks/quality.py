@@ -121,6 +121,12 @@ METHODS = {
     **{f"halves_full{fraction}_prev{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction,
                                                                full_input_measured="previous", **seed))
        for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
+    # ... only from iteration k: Noise2Noise alone before, so the previous predictions taught are denoised.
+    **{f"halves_full{fraction}_prev_from{start}{suffix}": dict(refine=dict(
+        method="isonet2", full_input_fraction=fraction, full_input_measured="previous", full_input_start=start,
+        **seed))
+       for fraction in (0.5, 0.75, 1.0) for start in (5, 7)
+       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # The full tomogram normalised by its own slab (predict --half_scale False): the halves method's predict
     # until the fourth round (docs/quality.md); the rows of the halves method documented before it used it.
     **{f"{source}_own_scale": dict(model_from=source, predict=dict(half_scale=False))

@@ -270,6 +270,9 @@ REFINE = CommandSpec(
            "where their input is measured: none (no loss there), or the mean of the previous iteration's "
            "predictions of both halves (the denoising learnt so far, taught at the full noise level; from "
            "iteration 2, with --fill_wedge True; docs/halves.md).", choices=FULL_INPUT_MEASURED),
+     Param("full_input_start", "int", 1, "isonet2 with --full_input_fraction: first iteration with full-input "
+           "pairs; the iterations before train on Noise2Noise pairs only, so the previous predictions that "
+           "--full_input_measured previous teaches are denoised ones (docs/halves.md).", range=">= 1"),
      Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
            "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
            "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",

@@ -35,7 +35,9 @@ def prepare(config):
         guard = f" beyond {config.mw_guard:g} degrees" if config.mw_guard > 0 and config.mw_target == "mean" else ""
         full = (f", {config.full_input_fraction:g} of the inputs the mean of both halves"
                 + (" (measured region: the previous predictions)" if config.full_input_measured == "previous"
-                   else "") if config.full_input_fraction > 0 else "")
+                   else "")
+                + (f", from iteration {config.full_input_start}" if config.full_input_start > 1 else "")
+                if config.full_input_fraction > 0 else "")
         detail = (" (Noise2Noise across half subtomograms, masked Fourier loss, "
                   f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard}{full})")
     log.info("Method: %s%s", config.method, detail)
@@ -69,7 +71,8 @@ def pair_maker(config, halves, used, originals, previous, tilts, cube_size, leve
                              iteration - 1, config.mw_weight,
                              config.dc_weight, config.random_rotations, config.seed, iteration,
                              mw_target=config.mw_target, mw_guard=config.mw_guard,
-                             full_input_fraction=config.full_input_fraction,
+                             full_input_fraction=config.full_input_fraction
+                             if iteration >= config.full_input_start else 0.0,
                              full_input_measured=config.full_input_measured)
     return VariantPairMaker(originals, previous, tilts, cube_size, level, banks, config.normalize_percentile,
                             config.seed, iteration, masked_loss=config.masked_loss, mw_weight=config.mw_weight,
