@@ -127,6 +127,12 @@ METHODS = {
         **seed))
        for fraction in (0.5, 0.75, 1.0) for start in (5, 7)
        for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
+    # ... only until iteration k: Noise2Noise alone after, to relearn the denoising the full inputs cost.
+    **{f"halves_full{fraction}_prev_until{stop}{suffix}": dict(refine=dict(
+        method="isonet2", full_input_fraction=fraction, full_input_measured="previous", full_input_stop=stop,
+        **seed))
+       for fraction in (0.5, 0.75, 1.0) for stop in (4, 6)
+       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # The full tomogram normalised by its own slab (predict --half_scale False): the halves method's predict
     # until the fourth round (docs/quality.md); the rows of the halves method documented before it used it.
     **{f"{source}_own_scale": dict(model_from=source, predict=dict(half_scale=False))

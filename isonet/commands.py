@@ -273,6 +273,9 @@ REFINE = CommandSpec(
      Param("full_input_start", "int", 1, "isonet2 with --full_input_fraction: first iteration with full-input "
            "pairs; the iterations before train on Noise2Noise pairs only, so the previous predictions that "
            "--full_input_measured previous teaches are denoised ones (docs/halves.md).", range=">= 1"),
+     Param("full_input_stop", "int", None, "isonet2 with --full_input_fraction: last iteration with full-input "
+           "pairs; the iterations after train on Noise2Noise pairs only (docs/halves.md).",
+           default_text="the last iteration", range=">= 1"),
      Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
            "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
            "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",

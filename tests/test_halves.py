@@ -476,12 +476,16 @@ def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
     write_volume(half_prediction_path(str(tmp_path), fake, 0, 0, 2), -predicted)
     config = SimpleNamespace(fill_wedge=fill_wedge, mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0,
                              mw_target="mean", mw_guard=5.0, full_input_fraction=0.25,
-                             full_input_measured="previous", full_input_start=3)
+                             full_input_measured="previous", full_input_start=3,
+                             full_input_stop=4)
     maker = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 3)
     assert maker.mw_guard == 5.0 and maker.full_input_fraction == 0.25 and maker.full_input_measured == "previous"
     # before --full_input_start, Noise2Noise pairs only
     early = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 2)
     assert early.full_input_fraction == 0.0
+    # and after --full_input_stop
+    late = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 5)
+    assert late.full_input_fraction == 0.0
     mask = wedge_masks((8, 8, 8), [(-60.0, 60.0)])[0]
     # filled: the half where measured, the previous prediction in its wedge; unfilled: the half as it is
     expected = apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1) if fill_wedge else halves[0]

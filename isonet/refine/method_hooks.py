@@ -37,6 +37,7 @@ def prepare(config):
                 + (" (measured region: the previous predictions)" if config.full_input_measured == "previous"
                    else "")
                 + (f", from iteration {config.full_input_start}" if config.full_input_start > 1 else "")
+                + (f", until iteration {config.full_input_stop}" if config.full_input_stop is not None else "")
                 if config.full_input_fraction > 0 else "")
         detail = (" (Noise2Noise across half subtomograms, masked Fourier loss, "
                   f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard}{full})")
@@ -57,6 +58,12 @@ def prepare(config):
     return HalfSubtomograms(config.subtomo_star)
 
 
+def full_input_iteration(config, iteration):
+    """Whether ``iteration`` trains on full-input pairs (``--full_input_start`` to ``--full_input_stop``)."""
+    return config.full_input_start <= iteration and (config.full_input_stop is None
+                                                      or iteration <= config.full_input_stop)
+
+
 def loss(config, cube_size):
     """The Keras loss of this run: IsoNet 1's ``"mae"``, or the masked Fourier loss."""
     if config.method == "isonet2" or config.masked_loss or config.dc_weight > 0:
@@ -71,8 +78,8 @@ def pair_maker(config, halves, used, originals, previous, tilts, cube_size, leve
                              iteration - 1, config.mw_weight,
                              config.dc_weight, config.random_rotations, config.seed, iteration,
                              mw_target=config.mw_target, mw_guard=config.mw_guard,
-                             full_input_fraction=config.full_input_fraction
-                             if iteration >= config.full_input_start else 0.0,
+                             full_input_fraction=config.full_input_fraction if full_input_iteration(config, iteration)
+                             else 0.0,
                              full_input_measured=config.full_input_measured)
     return VariantPairMaker(originals, previous, tilts, cube_size, level, banks, config.normalize_percentile,
                             config.seed, iteration, masked_loss=config.masked_loss, mw_weight=config.mw_weight,
