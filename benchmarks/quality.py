@@ -73,13 +73,17 @@ DATASETS = {
 BUDGET = dict(iterations=8, epochs=1, steps_per_epoch=50, batch_size=4, filter_base=8, noise_level=(0.05,),
               noise_start_iter=(100,), seed=0)
 QUICK_BUDGET = dict(BUDGET, iterations=2, steps_per_epoch=5)
+#: Full-input pairs in every iteration of the budget (their rows before --full_input_stop had a default).
+ALL_ITERATIONS = dict(full_input_stop=BUDGET["iterations"])
 NUMBER_SUBTOMOS = 40  # per tomogram
 CUBE_SIZE, CROP_SIZE = 32, 48
 PREDICT_CUBE, PREDICT_CROP = 48, 64
 EXTRACT_SEED = 0
 
+#: The halves method before the eighth round (2026-12-03): Noise2Noise pairs only, no full-input pairs.
+N2N = dict(method="isonet2", full_input_fraction=0.0)
 #: The halves method before 2026-12-02: the other half as the target everywhere, no refresh of the batch statistics.
-HALVES_OTHER = dict(method="isonet2", mw_target="other", refresh_batch_norm=False)
+HALVES_OTHER = dict(N2N, mw_target="other", refresh_batch_norm=False)
 
 #: Methods: refine options (``refine``), and optionally options of extract and predict. ``method``:
 #: ``isonet`` is IsoNet 1's (also when this isonet has no --method at all). ``model_from``: predict only,
@@ -94,6 +98,9 @@ METHODS = {
     "isonet1_seed1": dict(refine=dict(method="isonet", seed=1)),
     "halves_seed2": dict(refine=dict(method="isonet2", seed=2)),
     "isonet1_seed2": dict(refine=dict(method="isonet", seed=2)),
+    # The halves method's default until the eighth round (2026-12-03): Noise2Noise pairs only.
+    **{f"halves_n2n{suffix}": dict(refine=dict(N2N, **seed))
+       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # predict options with the networks of these runs (no training of their own): --average_rotated, and
     # the halves method's outputs for the two half tomograms averaged (its predict until the full tomogram).
     **{f"{source}_rotated": dict(model_from=source, predict=dict(average_rotated=True))
@@ -107,31 +114,33 @@ METHODS = {
     # learning rate (its default until the cosine decay, docs/quality.md):
     "halves_constant_lr": dict(refine=dict(HALVES_OTHER, learning_rate=0.002, final_learning_rate=0.002)),
     # Without batch normalisation (its statistics decide the low-SNR fills, docs/quality.md): rejected.
-    "halves_nobn": dict(refine=dict(method="isonet2", batch_normalization=False)),
+    "halves_nobn": dict(refine=dict(N2N, batch_normalization=False)),
     # The halves' wedges never filled; the former target with refreshed statistics (docs/quality.md).
-    "halves_nofill": dict(refine=dict(method="isonet2", fill_wedge=False)),
-    "halves_other_refresh": dict(refine=dict(method="isonet2", mw_target="other")),
+    "halves_nofill": dict(refine=dict(N2N, fill_wedge=False)),
+    "halves_other_refresh": dict(refine=dict(N2N, mw_target="other")),
     # The mean target only deeper than 10 degrees into the input's extra wedge (docs/quality.md).
-    **{f"halves_guard10{suffix}": dict(refine=dict(method="isonet2", mw_guard=10.0, **seed))
+    **{f"halves_guard10{suffix}": dict(refine=dict(N2N, mw_guard=10.0, **seed))
        for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # A share of the inputs the mean of both halves, the loss only in its extra wedge (docs/quality.md).
-    **{f"halves_full{fraction}{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction, **seed))
+    **{f"halves_full{fraction}{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction,
+                                                          full_input_measured="none", **ALL_ITERATIONS, **seed))
        for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # ... and where their input is measured, the mean of the previous predictions of both halves as the target.
     **{f"halves_full{fraction}_prev{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction,
-                                                               full_input_measured="previous", **seed))
+                                                               full_input_measured="previous", **ALL_ITERATIONS,
+                                                               **seed))
        for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # ... only from iteration k: Noise2Noise alone before, so the previous predictions taught are denoised.
     **{f"halves_full{fraction}_prev_from{start}{suffix}": dict(refine=dict(
         method="isonet2", full_input_fraction=fraction, full_input_measured="previous", full_input_start=start,
-        **seed))
+        **ALL_ITERATIONS, **seed))
        for fraction in (0.5, 0.75, 1.0) for start in (5, 7)
        for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # ... only until iteration k: Noise2Noise alone after, to relearn the denoising the full inputs cost.
     **{f"halves_full{fraction}_prev_until{stop}{suffix}": dict(refine=dict(
         method="isonet2", full_input_fraction=fraction, full_input_measured="previous", full_input_stop=stop,
         **seed))
-       for fraction in (0.5, 0.75, 1.0) for stop in (4, 6)
+       for fraction in (0.5, 0.75, 1.0) for stop in (1, 2, 4, 6)
        for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
     # The full tomogram normalised by its own slab (predict --half_scale False): the halves method's predict
     # until the fourth round (docs/quality.md); the rows of the halves method documented before it used it.

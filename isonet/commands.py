@@ -263,19 +263,20 @@ REFINE = CommandSpec(
      Param("mw_guard", "float", 0.0, "isonet2 with --mw_target mean: degrees beyond the input's tilt limits "
            "where the target stays the other half; the mean of both halves is used only deeper into the extra "
            "wedge (docs/halves.md).", unit="degrees", range="[0, 90]"),
-     Param("full_input_fraction", "float", 0.0, "isonet2: share of the training pairs whose input is the mean "
-           "of both halves (the full tomogram, as predict sees it) with the loss only in its extra wedge, "
-           "IsoNet 1's task at the full signal-to-noise ratio (docs/halves.md).", range="[0, 1]"),
-     Param("full_input_measured", "choice", "none", "isonet2 with --full_input_fraction: target of those pairs "
+     Param("full_input_fraction", "float", None, "isonet2: share of the training pairs whose input is the mean "
+           "of both halves (the full tomogram, as predict sees it) with the loss in its extra wedge, IsoNet 1's "
+           "task at the full signal-to-noise ratio (docs/halves.md).", range="[0, 1]",
+           default_text="0.75 with --method isonet2, else 0"),
+     Param("full_input_measured", "choice", "previous", "isonet2 with --full_input_fraction: target of those pairs "
            "where their input is measured: none (no loss there), or the mean of the previous iteration's "
            "predictions of both halves (the denoising learnt so far, taught at the full noise level; from "
            "iteration 2, with --fill_wedge True; docs/halves.md).", choices=FULL_INPUT_MEASURED),
      Param("full_input_start", "int", 1, "isonet2 with --full_input_fraction: first iteration with full-input "
            "pairs; the iterations before train on Noise2Noise pairs only, so the previous predictions that "
            "--full_input_measured previous teaches are denoised ones (docs/halves.md).", range=">= 1"),
-     Param("full_input_stop", "int", None, "isonet2 with --full_input_fraction: last iteration with full-input "
-           "pairs; the iterations after train on Noise2Noise pairs only (docs/halves.md).",
-           default_text="the last iteration", range=">= 1"),
+     Param("full_input_stop", "int", 1, "isonet2 with --full_input_fraction: last iteration with full-input "
+           "pairs; the iterations after train on Noise2Noise pairs only, which keeps the denoising "
+           "(docs/halves.md).", range=">= 1"),
      Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
            "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
            "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",

@@ -417,6 +417,10 @@ def test_refine_defaults_to_the_halves_method_and_writes_its_files(halves_run):
     assert state["final_learning_rate"] == pytest.approx(0.0004)
     assert [h["learning_rate"] for h in state["history"]] == [pytest.approx(0.004), pytest.approx(0.0004)]
     assert "Learning rate 0.0004" in result.stdout
+    # Full-input pairs in the first iteration only.
+    assert (state["full_input_fraction"], state["full_input_measured"], state["full_input_stop"]) == \
+        (0.75, "previous", 1)
+    assert "0.75 of the inputs the mean of both halves" in result.stdout and "until iteration 1" in result.stdout
     with open(os.path.join(results, "model_iter02.json")) as handle:
         assert json.load(handle)["method"] == "isonet2"
     names = set(os.listdir(results))
@@ -490,3 +494,19 @@ def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
     # filled: the half where measured, the previous prediction in its wedge; unfilled: the half as it is
     expected = apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1) if fill_wedge else halves[0]
     np.testing.assert_allclose(maker.merged(0, 0, maker.previous(0, 0)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("method, fraction", [("isonet", 0.0), ("isonet2", 0.75)])
+def test_full_input_fraction_defaults_to_the_methods(method, fraction):
+    from types import SimpleNamespace
+    from isonet.refine import method_hooks
+    config = SimpleNamespace(method=method, iterations=8, full_input_fraction=None, full_input_stop=1,
+                             full_input_measured="previous", full_input_start=1, refresh_batch_norm=None,
+                             final_learning_rate=None, learning_rate=0.002, fill_wedge=True, mw_guard=0.0,
+                             mw_target="mean", mw_weight=16.0, masked_loss=False, subtomo_star="unused.star")
+    if method == "isonet":
+        assert method_hooks.prepare(config) is None
+    else:
+        with pytest.raises(IsonetError, match="unused.star"):  # the half subtomograms are read last
+            method_hooks.prepare(config)
+    assert config.full_input_fraction == fraction

@@ -18,6 +18,9 @@ log = logging.getLogger("isonet")
 #: The halves method ends its cosine learning-rate decay at a tenth of --learning_rate: at a constant rate
 #: its result swung from iteration to iteration (docs/quality.md).
 FINAL_RATE_DIVISOR = 10.0
+#: The halves method's share of full-input pairs (in the iterations up to --full_input_stop, by default the
+#: first), chosen on the quality benchmark (docs/quality.md, eighth round).
+FULL_INPUT_FRACTION = 0.75
 
 __all__ = ["prepare", "loss", "pair_maker", "predict_halves", "previous_paths", "write_model_info"]
 
@@ -28,6 +31,8 @@ def prepare(config):
         config.method = default_method(config.subtomo_star)
     if config.refresh_batch_norm is None:
         config.refresh_batch_norm = config.method == "isonet2"
+    if config.full_input_fraction is None:
+        config.full_input_fraction = FULL_INPUT_FRACTION if config.method == "isonet2" else 0.0
     if config.final_learning_rate is None:
         config.final_learning_rate = config.learning_rate / (FINAL_RATE_DIVISOR if config.method == "isonet2" else 1)
     detail = ""
@@ -37,7 +42,7 @@ def prepare(config):
                 + (" (measured region: the previous predictions)" if config.full_input_measured == "previous"
                    else "")
                 + (f", from iteration {config.full_input_start}" if config.full_input_start > 1 else "")
-                + (f", until iteration {config.full_input_stop}" if config.full_input_stop is not None else "")
+                + f", until iteration {config.full_input_stop}"
                 if config.full_input_fraction > 0 else "")
         detail = (" (Noise2Noise across half subtomograms, masked Fourier loss, "
                   f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard}{full})")
@@ -60,8 +65,7 @@ def prepare(config):
 
 def full_input_iteration(config, iteration):
     """Whether ``iteration`` trains on full-input pairs (``--full_input_start`` to ``--full_input_stop``)."""
-    return config.full_input_start <= iteration and (config.full_input_stop is None
-                                                      or iteration <= config.full_input_stop)
+    return config.full_input_start <= iteration <= config.full_input_stop
 
 
 def loss(config, cube_size):
