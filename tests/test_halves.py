@@ -420,7 +420,7 @@ def test_refine_defaults_to_the_halves_method_and_writes_its_files(halves_run):
     # Full-input pairs in the first iteration only.
     assert (state["full_input_fraction"], state["full_input_measured"], state["full_input_stop"]) == \
         (0.75, "previous", 1)
-    assert "0.75 of the inputs the mean of both halves" in result.stdout and "until iteration 1" in result.stdout
+    assert "0.75 of the inputs the mean of both halves in iteration 1)" in result.stdout
     with open(os.path.join(results, "model_iter02.json")) as handle:
         assert json.load(handle)["method"] == "isonet2"
     names = set(os.listdir(results))

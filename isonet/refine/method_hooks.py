@@ -6,6 +6,7 @@ isonet`` and no variant the loop runs IsoNet 1's code unchanged.
 
 import logging
 
+from isonet.errors import UsageError
 from isonet.io.model_info import write_model_info as _write_info
 from isonet.normalize import SLAB_FRACTION
 from isonet.refine.halves import (HalfPairMaker, HalfSubtomograms, default_method, predict_halves,
@@ -35,14 +36,17 @@ def prepare(config):
         config.full_input_fraction = FULL_INPUT_FRACTION if config.method == "isonet2" else 0.0
     if config.final_learning_rate is None:
         config.final_learning_rate = config.learning_rate / (FINAL_RATE_DIVISOR if config.method == "isonet2" else 1)
+    if config.method == "isonet2" and config.full_input_fraction > 0 and config.full_input_start > config.full_input_stop:
+        raise UsageError(f"--full_input_start {config.full_input_start} is after --full_input_stop "
+                         f"{config.full_input_stop}: expected start <= stop (full-input pairs in iterations start-stop)")
     detail = ""
     if config.method == "isonet2":
         guard = f" beyond {config.mw_guard:g} degrees" if config.mw_guard > 0 and config.mw_target == "mean" else ""
-        full = (f", {config.full_input_fraction:g} of the inputs the mean of both halves"
+        span = (f"iteration {config.full_input_start}" if config.full_input_start == config.full_input_stop
+                else f"iterations {config.full_input_start}-{config.full_input_stop}")
+        full = (f", {config.full_input_fraction:g} of the inputs the mean of both halves in {span}"
                 + (" (measured region: the previous predictions)" if config.full_input_measured == "previous"
-                   else "")
-                + (f", from iteration {config.full_input_start}" if config.full_input_start > 1 else "")
-                + f", until iteration {config.full_input_stop}"
+                   and config.full_input_stop > 1 else "")
                 if config.full_input_fraction > 0 else "")
         detail = (" (Noise2Noise across half subtomograms, masked Fourier loss, "
                   f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard}{full})")
