@@ -274,7 +274,7 @@ REFINE = CommandSpec(
      Param("full_input_start", "int", 1, "isonet2 with --full_input_fraction: first iteration with full-input "
            "pairs; the iterations before train on Noise2Noise pairs only, so the previous predictions that "
            "--full_input_measured previous teaches are denoised ones (docs/halves.md).", range=">= 1"),
-     Param("full_input_stop", "int", 1, "isonet2 with --full_input_fraction: last iteration with full-input "
+     Param("full_input_stop", "int", 2, "isonet2 with --full_input_fraction: last iteration with full-input "
            "pairs; the iterations after train on Noise2Noise pairs only, which keeps the denoising "
            "(docs/halves.md).", range=">= 1"),
      Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "

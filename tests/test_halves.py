@@ -417,10 +417,11 @@ def test_refine_defaults_to_the_halves_method_and_writes_its_files(halves_run):
     assert state["final_learning_rate"] == pytest.approx(0.0004)
     assert [h["learning_rate"] for h in state["history"]] == [pytest.approx(0.004), pytest.approx(0.0004)]
     assert "Learning rate 0.0004" in result.stdout
-    # Full-input pairs in the first iteration only.
+    # Full-input pairs in the first two iterations, the previous predictions as their measured target in the second.
     assert (state["full_input_fraction"], state["full_input_measured"], state["full_input_stop"]) == \
-        (0.75, "previous", 1)
-    assert "0.75 of the inputs the mean of both halves in iteration 1)" in result.stdout
+        (0.75, "previous", 2)
+    assert "0.75 of the inputs the mean of both halves in iterations 1-2 (measured region: the previous predictions))" \
+        in result.stdout
     with open(os.path.join(results, "model_iter02.json")) as handle:
         assert json.load(handle)["method"] == "isonet2"
     names = set(os.listdir(results))

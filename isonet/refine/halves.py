@@ -33,7 +33,7 @@ pair) takes the mean of both halves as input and target instead, the loss
 only in the input's extra wedge: the wedge task at the full tomogram's noise
 level, which predict sees (the measured region has no independent target);
 refine makes them in the iterations ``--full_input_start`` to
-``--full_input_stop`` (by default the first only) and passes 0 otherwise.
+``--full_input_stop`` (by default the first two) and passes 0 otherwise.
 With ``full_input_measured`` ``"previous"`` their target in the region the
 input measures is the mean of the previous iteration's predictions of both
 halves (weight 1, from iteration 2): the denoising learnt so far, taught at

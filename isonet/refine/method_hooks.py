@@ -20,7 +20,7 @@ log = logging.getLogger("isonet")
 #: its result swung from iteration to iteration (docs/quality.md).
 FINAL_RATE_DIVISOR = 10.0
 #: The halves method's share of full-input pairs (in the iterations up to --full_input_stop, by default the
-#: first), chosen on the quality benchmark (docs/quality.md, eighth round).
+#: first two), chosen on the quality benchmark (docs/quality.md, eighth round).
 FULL_INPUT_FRACTION = 0.75
 
 __all__ = ["prepare", "loss", "pair_maker", "predict_halves", "previous_paths", "write_model_info"]
