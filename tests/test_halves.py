@@ -497,17 +497,35 @@ def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
     np.testing.assert_allclose(maker.merged(0, 0, maker.previous(0, 0)), expected, atol=1e-5)
 
 
+def _hooks_config(**options):
+    """The refine options :func:`isonet.refine.method_hooks.prepare` reads, halves method defaults."""
+    from types import SimpleNamespace
+    defaults = dict(method="isonet2", iterations=8, full_input_fraction=None, full_input_stop=2,
+                    full_input_measured="previous", full_input_start=1, refresh_batch_norm=None,
+                    final_learning_rate=None, learning_rate=0.002, fill_wedge=True, mw_guard=0.0,
+                    mw_target="mean", mw_weight=16.0, masked_loss=False, subtomo_star="unused.star")
+    return SimpleNamespace(**{**defaults, **options})
+
+
 @pytest.mark.parametrize("method, fraction", [("isonet", 0.0), ("isonet2", 0.75)])
 def test_full_input_fraction_defaults_to_the_methods(method, fraction):
-    from types import SimpleNamespace
     from isonet.refine import method_hooks
-    config = SimpleNamespace(method=method, iterations=8, full_input_fraction=None, full_input_stop=1,
-                             full_input_measured="previous", full_input_start=1, refresh_batch_norm=None,
-                             final_learning_rate=None, learning_rate=0.002, fill_wedge=True, mw_guard=0.0,
-                             mw_target="mean", mw_weight=16.0, masked_loss=False, subtomo_star="unused.star")
+    config = _hooks_config(method=method, full_input_stop=1)
     if method == "isonet":
         assert method_hooks.prepare(config) is None
     else:
         with pytest.raises(IsonetError, match="unused.star"):  # the half subtomograms are read last
             method_hooks.prepare(config)
     assert config.full_input_fraction == fraction
+
+
+@pytest.mark.parametrize("fill_wedge", [True, False])
+def test_method_log_names_previous_predictions_only_when_the_wedge_is_filled(fill_wedge, caplog):
+    import logging
+    from isonet.refine import method_hooks
+    config = _hooks_config(fill_wedge=fill_wedge)
+    with caplog.at_level(logging.INFO), pytest.raises(IsonetError, match="unused.star"):
+        method_hooks.prepare(config)
+    method_line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Method: isonet2"))
+    assert "in iterations 1-2" in method_line
+    assert ("the previous predictions" in method_line) == fill_wedge

@@ -219,3 +219,17 @@ def test_config_defaults_json_round_trip_and_continue(tmp_path):
     merged = cli.continued_from(saved)
     assert merged.iterations == 8 and merged.noise_level == (0.1,) and merged.seed == config.seed
     assert merged.subtomo_star == "s.star" and merged.kernel == (3, 3, 3)
+
+
+def test_a_state_saved_before_full_input_stop_keeps_full_input_pairs_in_every_iteration(tmp_path):
+    config = RefineConfig.from_cli({"subtomo_star": "s.star", "iterations": 6, "full_input_fraction": 0.5})
+    path = str(tmp_path / "refine_iter03.json")
+    save_state(path, config, 3, [])
+    with open(path) as handle:
+        state = json.load(handle)
+    assert state["full_input_stop"] == 2  # today's default
+    del state["full_input_stop"]
+    with open(path, "w") as handle:
+        json.dump(state, handle)
+    saved, iter_count, _ = load_state(path)
+    assert (iter_count, saved.full_input_stop, saved.full_input_fraction) == (3, 6, 0.5)

@@ -177,4 +177,6 @@ def load_state(path):
         raise IsonetError(f"--continue_from {path}: not a readable refine JSON ({exc})") from None
     if not isinstance(state, dict) or "iter_count" not in state:
         raise IsonetError(f"--continue_from {path}: no 'iter_count' (expected a refine_iterNN.json)")
+    # States saved before --full_input_stop existed made full-input pairs in every iteration.
+    state.setdefault("full_input_stop", state.get("iterations", RefineConfig.iterations))
     return RefineConfig.from_dict(state), int(state["iter_count"]), list(state.get("history", []))

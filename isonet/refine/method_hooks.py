@@ -46,7 +46,7 @@ def prepare(config):
                 else f"iterations {config.full_input_start}-{config.full_input_stop}")
         full = (f", {config.full_input_fraction:g} of the inputs the mean of both halves in {span}"
                 + (" (measured region: the previous predictions)" if config.full_input_measured == "previous"
-                   and config.full_input_stop > 1 else "")
+                   and config.full_input_stop > 1 and config.fill_wedge else "")
                 if config.full_input_fraction > 0 else "")
         detail = (" (Noise2Noise across half subtomograms, masked Fourier loss, "
                   f"mw_weight {config.mw_weight}, wedge target: {config.mw_target}{guard}{full})")
