@@ -27,7 +27,6 @@ Usage::
 """
 
 import argparse
-import inspect
 import json
 import logging
 import os
@@ -77,112 +76,36 @@ DATASETS = {
 BUDGET = dict(iterations=8, epochs=1, steps_per_epoch=50, batch_size=4, filter_base=8, noise_level=(0.05,),
               noise_start_iter=(100,), seed=0)
 QUICK_BUDGET = dict(BUDGET, iterations=2, steps_per_epoch=5)
-#: Full-input pairs in every iteration of the budget (their rows before --full_input_stop had a default).
-ALL_ITERATIONS = dict(full_input_stop=BUDGET["iterations"])
 NUMBER_SUBTOMOS = 40  # per tomogram
 CUBE_SIZE, CROP_SIZE = 32, 48
 PREDICT_CUBE, PREDICT_CROP = 48, 64
 EXTRACT_SEED = 0
 
-#: The halves method before the eighth round (2026-12-03): Noise2Noise pairs only, no full-input pairs.
-N2N = dict(method="isonet2", full_input_fraction=0.0)
-#: The halves method before 2026-12-02: the other half as the target everywhere, no refresh of the batch statistics.
-HALVES_OTHER = dict(N2N, mw_target="other", refresh_batch_norm=False)
-
-#: Methods: refine options (``refine``), and optionally options of extract and predict. ``method``:
-#: ``isonet`` is IsoNet 1's (also when this isonet has no --method at all). ``model_from``: predict only,
-#: with the network another method trained (run first; after that method is trained again, its saved
-#: score is stale: ``--repredict`` it). ``<method>_seedN``: another training seed of
-#: ``<method>`` (seed 0); the tables of means over seeds group them.
+_SEEDS = (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))
+#: Methods: name -> refine options. ``<method>_seedN`` is another training seed of ``<method>`` (seed 0, the same
+#: subtomograms): the tables of means over seeds group them. The rows of the options that were tried and
+#: rejected are in docs/quality.md; only those the options of today can repeat are here.
 METHODS = {
-    "isonet1": dict(refine=dict(method="isonet")),
-    "halves": dict(refine=dict(method="isonet2")),
-    # Another training seed (same subtomograms): the spread of one method between runs.
-    "halves_seed1": dict(refine=dict(method="isonet2", seed=1)),
-    "isonet1_seed1": dict(refine=dict(method="isonet", seed=1)),
-    "halves_seed2": dict(refine=dict(method="isonet2", seed=2)),
-    "isonet1_seed2": dict(refine=dict(method="isonet", seed=2)),
-    # The halves method's default until the eighth round (2026-12-03): Noise2Noise pairs only.
-    **{f"halves_n2n{suffix}": dict(refine=dict(N2N, **seed))
-       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
-    # predict options with the networks of these runs (no training of their own): --average_rotated, and
-    # the halves method's outputs for the two half tomograms averaged (its predict until the full tomogram).
-    **{f"{source}_rotated": dict(model_from=source, predict=dict(average_rotated=True))
-       for source in ("halves", "halves_seed1", "isonet1", "isonet1_seed1")},
-    **{f"{source}_average_halves": dict(model_from=source, predict=dict(average_halves=True))
-       for source in ("halves", "halves_seed1", "halves_seed2", "halves_full0.5")},
-    # The halves method until 2026-12-02 (HALVES_OTHER; DeepDeWedge's and IsoNet 2's target).
-    **{f"halves_other{suffix}": dict(refine=dict(HALVES_OTHER, **seed))
-       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
-    # The rows of the halves method below were measured with HALVES_OTHER, its default then. At a constant
-    # learning rate (its default until the cosine decay, docs/quality.md):
-    "halves_constant_lr": dict(refine=dict(HALVES_OTHER, learning_rate=0.002, final_learning_rate=0.002)),
-    # Without batch normalisation (its statistics decide the low-SNR fills, docs/quality.md): rejected.
-    "halves_nobn": dict(refine=dict(N2N, batch_normalization=False)),
-    # The halves' wedges never filled; the former target with refreshed statistics (docs/quality.md).
-    "halves_nofill": dict(refine=dict(N2N, fill_wedge=False)),
-    "halves_other_refresh": dict(refine=dict(N2N, mw_target="other")),
-    # The mean target only deeper than 10 degrees into the input's extra wedge (docs/quality.md).
-    **{f"halves_guard10{suffix}": dict(refine=dict(N2N, mw_guard=10.0, **seed))
-       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
-    # A share of the inputs the mean of both halves, the loss only in its extra wedge (docs/quality.md).
-    **{f"halves_full{fraction}{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction,
-                                                          full_input_measured="none", **ALL_ITERATIONS, **seed))
-       for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
-    # ... and where their input is measured, the mean of the previous predictions of both halves as the target.
-    **{f"halves_full{fraction}_prev{suffix}": dict(refine=dict(method="isonet2", full_input_fraction=fraction,
-                                                               full_input_measured="previous", **ALL_ITERATIONS,
-                                                               **seed))
-       for fraction in (0.25, 0.5, 0.75) for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
-    # ... only from iteration k: Noise2Noise alone before, so the previous predictions taught are denoised.
-    **{f"halves_full{fraction}_prev_from{start}{suffix}": dict(refine=dict(
-        method="isonet2", full_input_fraction=fraction, full_input_measured="previous", full_input_start=start,
-        **ALL_ITERATIONS, **seed))
-       for fraction in (0.5, 0.75, 1.0) for start in (5, 7)
-       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
-    # ... only until iteration k: Noise2Noise alone after, to relearn the denoising the full inputs cost.
-    **{f"halves_full{fraction}_prev_until{stop}{suffix}": dict(refine=dict(
-        method="isonet2", full_input_fraction=fraction, full_input_measured="previous", full_input_stop=stop,
-        **seed))
-       for fraction in (0.5, 0.75, 1.0) for stop in (1, 2, 4, 6)
-       for suffix, seed in (("", {}), ("_seed1", dict(seed=1)), ("_seed2", dict(seed=2)))},
-    # The full tomogram normalised by its own slab (predict --half_scale False): the halves method's predict
-    # until the fourth round (docs/quality.md); the rows of the halves method documented before it used it.
-    **{f"{source}_own_scale": dict(model_from=source, predict=dict(half_scale=False))
-       for source in ("halves", "halves_seed1", "halves_seed2", "halves_guard10")},
-    "isonet1_masked": dict(refine=dict(method="isonet", masked_loss=True)),
-    "isonet1_dc": dict(refine=dict(method="isonet", dc_weight=1.0)),
-    "halves_dc": dict(refine=dict(HALVES_OTHER, dc_weight=1.0)),
-    # Random rotations keep the cut cube inside the rotated crop only with crop >= sqrt(3) x cube.
-    "isonet1_randrot": dict(refine=dict(method="isonet", random_rotations=True), extract=dict(crop_size=56)),
-    "halves_randrot": dict(refine=dict(HALVES_OTHER, random_rotations=True), extract=dict(crop_size=56)),
-    # How the defaults of --learning_rate and --mw_weight were chosen (docs/quality.md).
-    "isonet1_lr0.0004": dict(refine=dict(method="isonet", learning_rate=0.0004)),
-    "halves_mw4": dict(refine=dict(HALVES_OTHER, mw_weight=4.0)),
-    "halves_lr0.004_mw4": dict(refine=dict(HALVES_OTHER, learning_rate=0.004, mw_weight=4.0)),
-    **{f"halves_lr0.0004_mw{w}": dict(refine=dict(HALVES_OTHER, learning_rate=0.0004, mw_weight=float(w)))
-       for w in (4, 16, 64)},
+    **{f"halves{suffix}": dict(method="halves", **seed) for suffix, seed in _SEEDS},
+    **{f"isonet1{suffix}": dict(method="isonet1", **seed) for suffix, seed in _SEEDS},
+    # The halves method without full-input pairs (Noise2Noise pairs only; its default until they were added).
+    **{f"halves_n2n{suffix}": dict(method="halves", full_input_fraction=0.0, **seed) for suffix, seed in _SEEDS},
+    # Other shares of full-input pairs in the first two iterations.
+    **{f"halves_full{fraction}{suffix}": dict(method="halves", full_input_fraction=fraction, **seed)
+       for fraction in (0.5, 1.0) for suffix, seed in _SEEDS},
+    # Without batch normalisation (its statistics decide the low-SNR fills): rejected.
+    "halves_nobn": dict(method="halves", full_input_fraction=0.0, batch_normalization=False),
+    # IsoNet 1's own learning rate (the default 0.002 was chosen against it).
+    "isonet1_lr0.0004": dict(method="isonet1", learning_rate=0.0004),
 }
 
 
 def method_problem(options):
-    """Why a method cannot run with this isonet (an option it lacks), or None."""
-    from isonet.preprocess.extract import extract_subtomograms
-    from isonet.predict.predict import predict_tomograms
+    """Why a method cannot run with this isonet (a refine option it lacks), or None."""
     from isonet.refine.config import RefineConfig
 
-    if "model_from" in options and options["model_from"] not in METHODS:
-        return f"model_from: unknown method {options['model_from']!r}"
-    settings = set(RefineConfig.setting_names())
-    for name, value in options.get("refine", {}).items():
-        if name not in settings and not (name == "method" and value == "isonet"):
-            return f"refine has no option {name!r}"
-    for step, function in (("extract", extract_subtomograms), ("predict", predict_tomograms)):
-        accepted = inspect.signature(function).parameters
-        for name in options.get(step, {}):
-            if name not in accepted:
-                return f"{step} has no option {name!r}"
-    return None
+    missing = sorted(set(options) - set(RefineConfig.setting_names()))
+    return f"refine has no option(s) {missing}" if missing else None
 
 
 def _same_parameters(path, parameters):
@@ -257,20 +180,19 @@ def run_method(name, spec, star, method, options, budget, work, gpu_ids=(), repr
     of an earlier run where there is one (predict and score only).
     """
     from isonet.predict.predict import predict_tomograms
-    from isonet.refine.loop import model_path
+    from isonet.refine.outputs import model_path
 
     folder = os.path.join(work, "runs", name, method)
     os.makedirs(folder, exist_ok=True)
     run_star = os.path.join(folder, "tomograms.star")
     rewrite_paths(star, run_star, lambda path: path)  # absolute: the copy lives in another folder
-    result_dir = os.path.join(work, "runs", name, options.get("model_from", method), "results")
-    trained = os.path.isfile(model_path(result_dir, budget["iterations"]))
-    if "model_from" not in options and not (repredict and trained):
+    result_dir = os.path.join(folder, "results")
+    if not (repredict and os.path.isfile(model_path(result_dir, budget["iterations"]))):
         train(folder, run_star, result_dir, options, budget, gpu_ids)
-    corrected_dir = os.path.join(folder, "corrected")
-    table = predict_tomograms(run_star, model_path(result_dir, budget["iterations"]), output_dir=corrected_dir,
+    table = predict_tomograms(run_star, model_path(result_dir, budget["iterations"]),
+                              output_dir=os.path.join(folder, "corrected"),
                               gpu_ids=None if gpu_ids is None else list(gpu_ids), cube_size=PREDICT_CUBE,
-                              crop_size=PREDICT_CROP, **options.get("predict", {}))
+                              crop_size=PREDICT_CROP)
     return resolve_path(table["rlnCorrectedTomoName"].iloc[0], run_star)
 
 
@@ -281,14 +203,10 @@ def train(folder, run_star, result_dir, options, budget, gpu_ids):
     from isonet.refine.loop import refine
 
     subtomo_star = os.path.join(folder, "subtomo.star")
-    extract_options = dict(dict(cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=EXTRACT_SEED),
-                           **options.get("extract", {}))
     extract_subtomograms(run_star, subtomo_folder=os.path.join(folder, "subtomo"), subtomo_star=subtomo_star,
-                         **extract_options)
-    settings = dict(budget, **{k: v for k, v in options.get("refine", {}).items()
-                               if k in RefineConfig.setting_names()})
-    config = RefineConfig.from_cli(dict(settings, subtomo_star=subtomo_star, result_dir=result_dir,
-                                              gpuID=None if gpu_ids is None else list(gpu_ids)))
+                         cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=EXTRACT_SEED)
+    config = RefineConfig.from_cli(dict(budget, **options, subtomo_star=subtomo_star, result_dir=result_dir,
+                                        gpuID=None if gpu_ids is None else list(gpu_ids)))
     refine(config)
 
 
@@ -369,7 +287,7 @@ def rescore_dataset(name, spec, methods, budget, work):
 
 def saved_networks(result_dir, iterations):
     """``{iteration: model path}`` of the networks a run saved, iterations 1..``iterations`` in order."""
-    from isonet.refine.loop import model_path
+    from isonet.refine.outputs import model_path
     return {i: model_path(result_dir, i) for i in range(1, iterations + 1) if os.path.isfile(model_path(result_dir, i))}
 
 
@@ -392,8 +310,7 @@ def iteration_scores(name, spec, method, budget, work):
         os.makedirs(out, exist_ok=True)
         star = os.path.join(out, "tomograms.star")  # predict records its output here; absolute paths as in run_method
         rewrite_paths(dataset_star, star, lambda path: path)
-        table = predict_tomograms(star, network, output_dir=out, cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP,
-                                  **METHODS[method].get("predict", {}))
+        table = predict_tomograms(star, network, output_dir=out, cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP)
         found[f"{method} iter{iteration:02d}"] = scores(
             read_volume(resolve_path(table["rlnCorrectedTomoName"].iloc[0], star)), truth, spec)
     return found
@@ -455,7 +372,7 @@ def median_table(per_dataset):
 
 
 def seed_base(method):
-    """The method of which ``method`` is another training seed: 'halves_seed1_rotated' -> 'halves_rotated'."""
+    """The method of which ``method`` is another training seed: 'halves_n2n_seed1' -> 'halves_n2n'."""
     return re.sub(r"_seed\d+", "", method)
 
 
@@ -570,9 +487,6 @@ def main(argv=None):
         if problem:
             print(f"method {method} skipped: {problem}")
             continue
-        source = METHODS[method].get("model_from")
-        if source and source not in methods:
-            methods.append(source)  # its network first
         if method not in methods:
             methods.append(method)
     budget = QUICK_BUDGET if args.quick else BUDGET
@@ -590,9 +504,8 @@ def main(argv=None):
     if args.by_iteration:
         for name in names:
             for method in methods:
-                if "model_from" not in METHODS[method]:
-                    table = markdown_table(iteration_scores(name, DATASETS[name], method, budget, work))
-                    print(f"\n### {describe(name, DATASETS[name])}\n\n{table}", flush=True)
+                table = markdown_table(iteration_scores(name, DATASETS[name], method, budget, work))
+                print(f"\n### {describe(name, DATASETS[name])}\n\n{table}", flush=True)
         return 0
     per_dataset = {}
     for name in names:

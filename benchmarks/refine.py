@@ -55,23 +55,19 @@ def make_subtomograms(folder, n, crop, seed=0):
     return [os.path.join(sub, f"s{i:03d}.mrc") for i in range(n)]
 
 
-def _step_timer():
-    from isonet.refine.loop import _StepTimer
-    return _StepTimer()
-
-
 def bare_train_step(model_file, x, y, steps, learning_rate=4e-4):
     """Median seconds of Keras's train function on one in-memory batch (first step, which traces, excluded)."""
     import tensorflow as tf
     from isonet.network.runtime import load
-    from isonet.refine.loop import compile_for_training
+    from isonet.refine.progress import training_progress
+    from isonet.refine.training import compile_for_training
     strategy = tf.distribute.get_strategy()
     model = load(model_file)
     compile_for_training(model, strategy, learning_rate)
     data = tf.data.Dataset.from_tensors((x, y)).repeat()
-    timer = _step_timer()
+    timer = training_progress(1, 1)
     model.fit(data, epochs=1, steps_per_epoch=steps + 1, callbacks=[timer], verbose=0)
-    return float(np.median(timer.seconds[1:]))
+    return float(np.median(timer.step_seconds[1:]))
 
 
 def bare_inference(model_file, paths, batch_size):

@@ -10,16 +10,18 @@ writes anything. This module imports nothing heavy, so ``isonet.py --help``
 stays fast.
 """
 
+import dataclasses
+
 from isonet.spec import CommandSpec, Param
 
 NOISE_MODES = ("noFilter", "ramp", "hamming")
 RECONSTRUCTIONS = ("wbp", "sirt")
 WBP_FILTERS = ("ramp", "hamming")
-#: Refine methods: IsoNet 1's, and Noise2Noise across half tomograms with the wedge task (docs/halves.md).
-METHODS = ("isonet", "isonet2")
-#: Targets of the halves method in the frequencies the input misses: mean of both halves, or the other half.
-MW_TARGETS = ("mean", "other")
-FULL_INPUT_MEASURED = ("none", "previous")
+#: Refine methods: IsoNet 1's, and Noise2Noise across half tomograms with the wedge task (docs/halves.md);
+#: one class each in :mod:`isonet.refine.methods`.
+METHODS = ("isonet1", "halves")
+#: Former method names, still read from the command line and from saved files (with a warning).
+METHOD_ALIASES = (("isonet", "isonet1"), ("isonet2", "halves"))
 #: Specimens of ``simulate`` (isonet.simulate.phantom).
 SCENES = ("cell", "cytosol", "membranes", "filaments", "sparse")
 
@@ -191,6 +193,15 @@ EXTRACT = CommandSpec(
            "disjoint halves for gold-standard refinement.")),
     "isonet.preprocess.extract:extract_subtomograms")
 
+_IO, _BUDGET, _NETWORK, _METHOD, _NOISE, _ADVANCED = ("Input and output", "Training budget", "Network", "Method",
+                                                      "IsoNet 1's noise schedule (--method isonet1)", "Advanced")
+
+
+def _in(group, param):
+    """``param`` listed under ``group`` in --help."""
+    return dataclasses.replace(param, group=group)
+
+
 REFINE = CommandSpec(
     "refine", "Train the network iteratively on subtomograms (missing-wedge correction and denoising).",
     "Train the network iteratively on subtomograms (missing-wedge correction and denoising). Options left "
@@ -198,98 +209,73 @@ REFINE = CommandSpec(
     "header and the network options are checked before result_dir is touched.",
     (Param("subtomo_star", "text", None, "Subtomogram STAR file (from extract or prepare_subtomo_star); "
            "required unless --continue_from is given.", positional=True),
-     _GPU,
-     Param("iterations", "int", 30, "Number of refinement iterations.", range=">= 1"),
-     Param("data_dir", "text", None, "Also write every iteration's training pairs as MRC into "
-           "<data_dir>/iterNN/ for inspection.", default_text="none (pairs stay in memory)"),
+     Param("result_dir", "text", "results", "Output folder; an existing one is renamed to results~.", group=_IO),
+     Param("continue_from", "text", None, "A refine_iterNN.json to resume from: restores every saved setting "
+           "(options given here win) and continues at iteration NN+1.", group=_IO),
      Param("pretrained_model", "text", None, "Model (.h5) used as the model of iteration 0; network-shape "
-           "options are then ignored."),
-     Param("result_dir", "text", "results", "Output folder; an existing one is renamed to results~."),
-     Param("remove_intermediate", "bool", False, "Delete each iteration's predicted subtomograms once used, "
-           "and skip the final prediction."),
+           "options are then ignored.", group=_IO),
      Param("keep_last", "int", 2, "Keep only the newest N sets of predicted subtomograms (<root>_iterNN.mrc, "
            "one set per iteration, each as large as the subtomograms); 0 keeps every set (IsoNet 1).",
-           range=">= 0"),
-     Param("select_subtomo_number", "int", None, "Use this many subtomograms, drawn at random each iteration.",
-           range=">= 1", default_text="all"),
-     Param("preprocessing_ncpus", "int", 16, "Threads making training pairs (at most the CPU count).",
-           range=">= 1"),
-     Param("continue_from", "text", None, "A refine_iterNN.json to resume from: restores every saved setting "
-           "(options given here win) and continues at iteration NN+1."),
-     Param("epochs", "int", 10, "Epochs per iteration.", range=">= 1"),
-     Param("batch_size", "int", None, "Mini-batch size, a multiple of the number of devices.", range=">= 1",
-           default_text="max(4, 2 x GPUs)"),
+           range=">= 0", group=_IO),
+     Param("remove_intermediate", "bool", False, "Delete each iteration's predicted subtomograms once used, "
+           "and skip the final prediction.", group=_IO),
+     Param("iterations", "int", 30, "Number of refinement iterations.", range=">= 1", group=_BUDGET),
+     Param("epochs", "int", 10, "Epochs per iteration.", range=">= 1", group=_BUDGET),
      Param("steps_per_epoch", "int", None, "Training steps per epoch.", range=">= 1",
-           default_text="min(int(6 x N / batch_size), 200), N = subtomograms used"),
+           default_text="min(int(6 x N / batch_size), 200), N = subtomograms used", group=_BUDGET),
+     Param("batch_size", "int", None, "Mini-batch size, a multiple of the number of devices.", range=">= 1",
+           default_text="max(4, 2 x GPUs)", group=_BUDGET),
+     Param("select_subtomo_number", "int", None, "Use this many subtomograms, drawn at random each iteration.",
+           range=">= 1", default_text="all", group=_BUDGET),
      Param("learning_rate", "float", 0.002, "Adam learning rate of the first iteration; a fresh optimizer "
-           "every iteration (IsoNet 1: 0.0004; docs/quality.md measures why 0.002).",
-           range="> 0"),
+           "every iteration (IsoNet 1: 0.0004; docs/quality.md measures why 0.002).", range="> 0", group=_BUDGET),
      Param("final_learning_rate", "float", None, "Learning rate of the last iteration, reached by half a "
            "cosine from --learning_rate (equal to it: constant).", range="> 0",
-           default_text="learning_rate / 10 with --method isonet2; learning_rate (constant, as IsoNet 1) "
-           "with isonet"),
-     Param("noise_level", "floats", (0.05, 0.10, 0.15, 0.20), "Noise levels added to the training inputs, "
-           "one per start iteration.", range=">= 0"),
-     Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration at which each noise level starts (same "
-           "count as noise_level); beyond --iterations disables denoising.", range=">= 1"),
-     Param("noise_mode", "choice", "noFilter", "Back-projection filter of the noise.", choices=NOISE_MODES),
-     Param("noise_dir", "text", None, "Cache folder of the noise cubes; reused across runs.",
-           default_text="<result_dir>/training_noise"),
-     Param("drop_out", "float", 0.3, "Dropout rate in the encoder/decoder conv blocks.", range="[0, 1)"),
-     Param("convs_per_depth", "int", 3, "Conv blocks per U-Net level.", range=">= 2"),
-     Param("kernel", "ints", (3, 3, 3), "Conv kernel size.", range=">= 1", length=3),
-     Param("pool", "pool", None, "Down-/up-sample by max-pooling/up-sampling of size 2 (True or 2) instead of "
-           "strided/transposed convolutions.", default_text="False (strided convolutions)"),
-     Param("unet_depth", "int", 3, "Number of down-sampling levels of the U-Net (cube_size must be a multiple "
-           "of 2^unet_depth).", range=">= 1"),
-     Param("filter_base", "int", 64, "Channels of the first U-Net level, doubling each level.", range=">= 1"),
-     Param("batch_normalization", "bool", True, "Batch normalisation in the encoder/decoder conv blocks."),
-     Param("normalize_percentile", "bool", True, "Normalise with the 4/96 percentiles (True) or mean/std."),
-     Param("seed", "int", None, "Seed of every random choice; recorded in refine_iterNN.json.", range=">= 0",
-           default_text="a random seed"),
+           default_text="learning_rate / 10 with --method halves; learning_rate (constant, as IsoNet 1) "
+           "with isonet1", group=_BUDGET),
+     _in(_BUDGET, _GPU),
      Param("mixed_precision", "bool", False, "Train in float16 on GPUs (bfloat16 on the CPU), weights and "
-           "output in float32."),
-     Param("method", "choice", None, "isonet (IsoNet 1: one tomogram, the network learns to undo an extra "
-           "wedge) or isonet2 (Noise2Noise across the even/odd half subtomograms plus the wedge task, masked "
-           "Fourier loss, per-tomogram normalisation; no noise added).", choices=METHODS,
-           default_text="isonet2 when subtomo.star lists halves, else isonet"),
-     Param("mw_weight", "float", 16.0, "Masked loss: weight of the frequencies missing from the input but "
-           "measured in the target, relative to those measured in both (chosen on the quality benchmark, "
-           "docs/quality.md).", range=">= 0"),
-     Param("mw_target", "choice", "mean", "isonet2: target in the frequencies missing from the input but measured "
-           "in the target: the mean of both halves (the input holds none of its half there, so the noise stays "
-           "independent; twice the signal-to-noise ratio), or the other half alone (DeepDeWedge's and IsoNet "
-           "2's); docs/halves.md.", choices=MW_TARGETS),
-     Param("mw_guard", "float", 0.0, "isonet2 with --mw_target mean: degrees beyond the input's tilt limits "
-           "where the target stays the other half; the mean of both halves is used only deeper into the extra "
-           "wedge (docs/halves.md).", unit="degrees", range="[0, 90]"),
-     Param("full_input_fraction", "float", None, "isonet2: share of the training pairs whose input is the mean "
-           "of both halves (the full tomogram, as predict sees it) with the loss in its extra wedge, IsoNet 1's "
-           "task at the full signal-to-noise ratio (docs/halves.md).", range="[0, 1]",
-           default_text="0.75 with --method isonet2, else 0"),
-     Param("full_input_measured", "choice", "previous", "isonet2 with --full_input_fraction: target of those pairs "
-           "where their input is measured: none (no loss there), or the mean of the previous iteration's "
-           "predictions of both halves (the denoising learnt so far, taught at the full noise level; from "
-           "iteration 2, with --fill_wedge True; docs/halves.md).", choices=FULL_INPUT_MEASURED),
-     Param("full_input_start", "int", 1, "isonet2 with --full_input_fraction: first iteration with full-input "
-           "pairs; the iterations before train on Noise2Noise pairs only, so the previous predictions that "
-           "--full_input_measured previous teaches are denoised ones (docs/halves.md).", range=">= 1"),
-     Param("full_input_stop", "int", 2, "isonet2 with --full_input_fraction: last iteration with full-input "
-           "pairs; the iterations after train on Noise2Noise pairs only, which keeps the denoising "
-           "(docs/halves.md).", range=">= 1"),
-     Param("refresh_batch_norm", "bool", None, "After each iteration's training, re-estimate the batch "
-           "normalisation statistics from training inputs (dropout off) before the network predicts: with few "
-           "steps per iteration Keras's moving averages lag behind the weights (docs/quality.md).",
-           default_text="True with --method isonet2; False (IsoNet 1) with isonet"),
-     Param("fill_wedge", "bool", True, "isonet2: fill each half's missing wedge with the previous iteration's "
-           "prediction before making the pairs (IsoNet 1's merge); False trains every iteration on the unfilled "
-           "halves (docs/quality.md)."),
-     Param("masked_loss", "bool", False, "isonet method: masked Fourier loss instead of the mean absolute error "
-           "(isonet2 always uses it)."),
-     Param("dc_weight", "float", 0.0, "Weight of a data-consistency term (prediction vs input over the input's "
-           "measured region), against invented content; 0: none.", range=">= 0"),
-     Param("random_rotations", "bool", False, "Uniform random rotations instead of the 20 fixed orientations; "
-           "extract with --crop_size >= 1.75 x cube_size.")),
+           "output in float32.", group=_BUDGET),
+     Param("unet_depth", "int", 3, "Number of down-sampling levels of the U-Net (cube_size must be a multiple "
+           "of 2^unet_depth).", range=">= 1", group=_NETWORK),
+     Param("filter_base", "int", 64, "Channels of the first U-Net level, doubling each level.", range=">= 1",
+           group=_NETWORK),
+     Param("convs_per_depth", "int", 3, "Conv blocks per U-Net level.", range=">= 2", group=_NETWORK),
+     Param("kernel", "ints", (3, 3, 3), "Conv kernel size.", range=">= 1", length=3, group=_NETWORK),
+     Param("pool", "pool", None, "Down-/up-sample by max-pooling/up-sampling of size 2 (True or 2) instead of "
+           "strided/transposed convolutions.", default_text="False (strided convolutions)", group=_NETWORK),
+     Param("batch_normalization", "bool", True, "Batch normalisation in the encoder/decoder conv blocks.",
+           group=_NETWORK),
+     Param("drop_out", "float", 0.3, "Dropout rate in the encoder/decoder conv blocks.", range="[0, 1)",
+           group=_NETWORK),
+     Param("method", "choice", None, "isonet1: IsoNet 1's method on one tomogram (the network learns to undo "
+           "an extra wedge; noise added from --noise_start_iter); halves: the even/odd half subtomograms train "
+           "each other (Noise2Noise) plus the wedge task, masked Fourier loss, per-tomogram normalisation "
+           "(docs/halves.md).", choices=METHODS, aliases=METHOD_ALIASES,
+           default_text="halves when subtomo.star lists halves, else isonet1", group=_METHOD),
+     Param("mw_weight", "float", 16.0, "halves: loss weight of the frequencies missing from the input but "
+           "measured in the target, relative to those measured in both (docs/quality.md).", range=">= 0",
+           group=_METHOD),
+     Param("noise_level", "floats", (0.05, 0.10, 0.15, 0.20), "Noise levels added to the training inputs, "
+           "one per start iteration.", range=">= 0", group=_NOISE),
+     Param("noise_start_iter", "ints", (11, 16, 21, 26), "Iteration at which each noise level starts (same "
+           "count as noise_level); beyond --iterations disables denoising.", range=">= 1", group=_NOISE),
+     Param("noise_mode", "choice", "noFilter", "Back-projection filter of the noise.", choices=NOISE_MODES,
+           group=_NOISE),
+     Param("noise_dir", "text", None, "Cache folder of the noise cubes; reused across runs.",
+           default_text="<result_dir>/training_noise", group=_NOISE),
+     Param("full_input_fraction", "float", None, "halves: share of the pairs of the first two iterations whose "
+           "input is the mean of both halves (the full tomogram, as predict sees it), trained on the wedge "
+           "task; 0 trains on the halves alone, which left the wedge empty on some datasets (docs/halves.md).",
+           range="[0, 1]", default_text="0.75 with --method halves", group=_ADVANCED),
+     Param("seed", "int", None, "Seed of every random choice; recorded in refine_iterNN.json.", range=">= 0",
+           default_text="a random seed", group=_ADVANCED),
+     Param("normalize_percentile", "bool", True, "isonet1: normalise with the 4/96 percentiles (True) or "
+           "mean/std.", group=_ADVANCED),
+     Param("preprocessing_ncpus", "int", 16, "Threads making training pairs (at most the CPU count).",
+           range=">= 1", group=_ADVANCED),
+     Param("data_dir", "text", None, "Also write every iteration's training pairs as MRC into "
+           "<data_dir>/iterNN/ for inspection.", default_text="none (pairs stay in memory)", group=_ADVANCED)),
     "isonet.refine.command:refine_command")
 
 PREDICT = CommandSpec(
@@ -308,22 +294,12 @@ PREDICT = CommandSpec(
      _USE_DECONV,
      Param("batch_size", "int", None, "Tiles per network call.", range=">= 1",
            default_text="4 per GPU, 1 on the CPU"),
-     Param("normalize_percentile", "bool", True, "Percentile (True) or mean/std normalisation; use refine's."),
+     Param("normalize_percentile", "bool", True, "Percentile (True) or mean/std normalisation; use refine's "
+           "(a network of the halves method brings its own, from its model_iterNN.json)."),
      _TOMO_IDX,
      Param("mixed_precision", "bool", False, "Compute in float16 on GPUs (bfloat16 on the CPU)."),
      Param("snapshot", "bool", False, "Also save <output_dir>/<root>_snapshot.png (central slices of the input, "
-           "the corrected tomogram and their difference)."),
-     Param("average_halves", "bool", False, "With a network of refine's halves method: predict both half "
-           "tomograms and average the outputs (IsoNet 2's and DeepDeWedge's way) instead of the full tomogram, "
-           "whose noise variance is half theirs (docs/quality.md); twice the time."),
-     Param("half_scale", "bool", None, "With a network of refine's halves method, predicting the full "
-           "tomogram: normalise it at the scale of the half tomograms the network learnt on (their slab "
-           "standard deviation times the full/half-average ratio), so that its signal has the training "
-           "amplitude and only its noise is lower; False: its own slab standard deviation (docs/halves.md).",
-           default_text="True where the STAR file lists half tomograms"),
-     Param("average_rotated", "bool", False, "Also predict every tile rotated by 180 degrees about the tilt axis "
-           "(Y), which leaves the missing wedge in place, and average the two outputs: a little less noise "
-           "for twice the network time (docs/quality.md).")),
+           "the corrected tomogram and their difference).")),
     "isonet.predict.predict:predict_tomograms")
 
 RESIZE = CommandSpec(

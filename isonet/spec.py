@@ -14,6 +14,7 @@ the parameter (exit status 2 on the command line).
 
 import functools
 import inspect
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from isonet.errors import UsageError
 from isonet.params import (parse_bool, parse_choice, parse_gpu_ids, parse_index_list, parse_number_tuple,
                            parse_optional_text, parse_pool)
+
+log = logging.getLogger("isonet")
 
 #: The value of a setting left out (distinct from ``None``, which several settings use for "derive it").
 MISSING = object()
@@ -95,6 +98,10 @@ class Param:
         Name of the library function's keyword, if it differs from ``name``.
     default_text : str
         How the help describes a derived default (``None`` default).
+    aliases : tuple of (str, str)
+        Former names of choices, ``(old, new)``: still read (command line, saved settings), with a warning.
+    group : str
+        Heading the option is listed under in ``--help`` (None: "Options").
     """
 
     name: str
@@ -110,6 +117,8 @@ class Param:
     length: int = None
     target: str = None
     default_text: str = None
+    aliases: tuple = ()
+    group: str = None
 
     @property
     def keyword(self):
@@ -121,12 +130,21 @@ class Param:
         if raw is None or (isinstance(raw, str) and raw.strip() == "None" and self.kind != "text"):
             return None
         if self.kind == "choice":
-            value = parse_choice(raw, self.name, self.choices)
+            value = self.canonical(parse_choice(raw, self.name, self.choices + tuple(a for a, _ in self.aliases)))
         elif self.kind == "text":
             value = parse_optional_text(_text(raw, self.name))
         else:
             value = PARSERS[self.kind](raw, self.name)
         return self.check(value)
+
+    def canonical(self, value, where=None):
+        """``value``, a former name of a choice replaced by today's with one warning (``where``: its source)."""
+        new = dict(self.aliases).get(value)
+        if new is None:
+            return value
+        log.warning("%s%s %s is the former name of %s: read as %s", f"{where}: " if where else "--",
+                    self.name, value, new, new)
+        return new
 
     def check(self, value):
         """Raise :class:`UsageError` unless ``value`` (typed) fits the kind, length, range and choices."""
@@ -321,9 +339,32 @@ class CommandSpec:
             lines.append("Arguments:")
             lines += [f"  {p.name.upper():<24} {p.help}" for p in self.positional]
             lines.append("")
-        lines.append("Options:")
-        lines += [p.help_line() for p in self.options]
-        lines += [p.help_line() for p in common_options]
+        for group, params in self.option_groups():
+            lines += [f"{group}:", *(p.help_line() for p in params), ""]
+        lines += ["Logging:", *(p.help_line() for p in common_options)] if common_options else []
+        return "\n".join(lines).rstrip("\n")
+
+    def option_groups(self):
+        """``[(heading, [Param, ...]), ...]``: the options under their ``group``, in order of first appearance."""
+        groups = {}
+        for param in self.options:
+            groups.setdefault(param.group or "Options", []).append(param)
+        return list(groups.items())
+
+    def reference(self):
+        """Markdown reference of the command: summary, usage, a table of its parameters per group."""
+        def row(p):
+            default = "required" if p.required or p.variadic else p.shown_default()
+            default += f" {p.unit}" if p.unit and p.default is not None else ""
+            allowed = p.range or (", ".join(p.choices) if p.choices else "")
+            cells = [f"`{p.name}`", p.help, default, allowed]
+            return "| " + " | ".join(c.replace("|", "\\|").replace("<", "&lt;") for c in cells) + " |"
+
+        lines = [f"### {self.name}", "", self.summary, "", f"`{self.usage()}`", ""]
+        sections = ([("Arguments", self.positional)] if self.positional else []) + self.option_groups()
+        for heading, params in sections:
+            lines += [f"{heading}:", "", "| parameter | meaning | default | allowed |", "|---|---|---|---|",
+                      *(row(p) for p in params), ""]
         return "\n".join(lines)
 
     def fire_function(self, run):

@@ -33,3 +33,16 @@ def test_linked_files_exist():
                 if "://" not in target and not os.path.exists(os.path.join(os.path.dirname(path), target)):
                     missing.append(f"{os.path.relpath(path, REPO)}: {target}")
     assert not missing, missing
+
+
+def test_commands_reference_is_generated_from_the_specs():
+    """docs/commands.md's parameter reference is today's specs (regenerate: python -m isonet.reference ...)."""
+    from isonet.commands import ALL
+    from isonet.reference import generated_section, reference_markdown
+    with open(os.path.join(REPO, "docs", "commands.md")) as handle:
+        section = generated_section(handle.read())
+    assert section == reference_markdown(), "run: python -m isonet.reference docs/commands.md"
+    for spec in ALL:  # every option of every command is in it, once
+        for param in spec.params:
+            assert section.count(f"| `{param.name}` |") >= 1
+        assert f"### {spec.name}\n" in section

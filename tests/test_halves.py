@@ -1,4 +1,4 @@
-"""Even/odd halves end to end: prepare_star, extract, deconv, the halves method of refine, predict averaging."""
+"""Even/odd halves end to end: prepare_star, extract, deconv, the halves method of refine, predict."""
 
 import json
 import os
@@ -126,7 +126,7 @@ def test_deconv_processes_the_halves_like_the_full_tomogram(tmp_path, monkeypatc
 
 def test_rotated_masks_hold_the_rotated_wedge():
     """A wedge-filtered cube rotated by orientation r has no power outside rotated_wedge_mask(r)."""
-    from isonet.refine.fourier_weights import rotation_matrix, rotate_volume
+    from isonet.refine.fourier_weights import rotation_matrix
     from isonet.refine.rotations import rotate
     n, tilts = 16, (-45.0, 55.0)
     volume = _wedged(np.random.default_rng(2).normal(size=(n,) * 3).astype(np.float32), tilts)
@@ -142,34 +142,24 @@ def test_rotated_masks_hold_the_rotated_wedge():
         power = np.abs(np.fft.fftn(rotate(volume, r)))
         assert power[(mask == 0) & inner].max() < 1e-4 * power[mask == 1].mean()
         assert 0.3 < mask.mean() < 0.8
-        # the spline rotation by the same matrix is the same quarter turn
-        np.testing.assert_allclose(rotate_volume(volume, rotation_matrix(r)), rotate(volume, r), atol=1e-5)
 
 
-def _numpy_loss(prediction, target, weights, inputs=None, dc=None):
+def _numpy_loss(prediction, target, weights):
     n = prediction.shape[-1]
-    value = (weights * np.abs(np.fft.fftn(prediction - target, axes=(1, 2, 3))) ** 2).sum(axis=(1, 2, 3)) / n ** 6
-    if inputs is not None:
-        value += (dc * np.abs(np.fft.fftn(prediction - inputs, axes=(1, 2, 3))) ** 2).sum(axis=(1, 2, 3)) / n ** 6
-    return value
+    return (weights * np.abs(np.fft.fftn(prediction - target, axes=(1, 2, 3))) ** 2).sum(axis=(1, 2, 3)) / n ** 6
 
 
-@pytest.mark.parametrize("data_consistency", [False, True])
-def test_masked_loss_matches_numpy(data_consistency):
+def test_masked_loss_matches_numpy():
     from isonet.refine.fourier_weights import loss_weights, rotation_matrix
     from isonet.refine.losses import masked_fourier_loss, stack_targets
     rng = np.random.default_rng(5)
     n = 16
-    prediction, target, inputs = (rng.normal(size=(2, n, n, n)).astype(np.float32) for _ in range(3))
+    prediction, target = (rng.normal(size=(2, n, n, n)).astype(np.float32) for _ in range(2))
     weights = np.stack([loss_weights(rotated_wedge_mask(n, -60, 60),
                                      rotated_wedge_mask(n, -60, 60, rotation_matrix(r)), 3.0) for r in (1, 7)])
     assert set(np.unique(weights)) == {0.0, 1.0, 3.0}
-    dc = 0.5 * rotated_wedge_mask(n, -60, 60) if data_consistency else None
-    y_true = stack_targets(target, weights, inputs if data_consistency else None, dc)
-    loss = masked_fourier_loss(n, data_consistency)
-    value = np.asarray(loss(y_true, prediction[..., None]))
-    expected = _numpy_loss(prediction, target, weights, inputs if data_consistency else None, dc)
-    np.testing.assert_allclose(value, expected, rtol=1e-4)
+    value = np.asarray(masked_fourier_loss(n)(stack_targets(target, weights), prediction[..., None]))
+    np.testing.assert_allclose(value, _numpy_loss(prediction, target, weights), rtol=1e-4)
     # all weights 1: the mean squared error (Parseval)
     ones = stack_targets(target, np.ones((n,) * 3, np.float32))
     np.testing.assert_allclose(np.asarray(masked_fourier_loss(n)(ones, prediction[..., None])),
@@ -187,39 +177,30 @@ class _FakeHalves:
         return self.halves[half].copy()
 
 
-@pytest.mark.parametrize("mw_target, mw_guard", [("other", 0.0), ("mean", 0.0), ("mean", 10.0)])
-def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation(mw_target, mw_guard):
+def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation():
+    """The target is the other half where the input is measured, the mean of both halves in its extra wedge."""
     from isonet.refine.fourier_weights import pair_weights
-    from isonet.refine.halves import HalfPairMaker
+    from isonet.refine.half_pairs import HalfPairMaker
     from isonet.refine.pairs import centre_crop
     from isonet.refine.rotations import rotate
     from isonet.refine.wedge_ops import apply_wedge, wedge_masks
     rng = np.random.default_rng(3)
     crop, cube, tilts = 24, 16, (-60.0, 60.0)
     halves = [rng.normal(size=(crop,) * 3).astype(np.float32) for _ in range(2)]
-    maker = HalfPairMaker(_FakeHalves(halves), [0], [tilts], cube, mw_weight=2.0, dc_weight=0.25, seed=4,
-                          iteration=1, mw_target=mw_target, mw_guard=mw_guard)
+    maker = HalfPairMaker(_FakeHalves(halves), [0], [tilts], cube, mw_weight=2.0, seed=4, iteration=1)
     x, y = maker.pairs(0)
-    assert x.shape == (20, cube, cube, cube) and y.shape == (20, cube, cube, cube, 4)
+    assert x.shape == (20, cube, cube, cube) and y.shape == (20, cube, cube, cube, 2)
     lab_mask = wedge_masks((crop,) * 3, [tilts])[0]
-    # the mean starts mw_guard degrees beyond the tilt limits (the guard band holds Fourier samples at 24^3)
-    mean_outside = wedge_masks((crop,) * 3, [(tilts[0] - mw_guard, tilts[1] + mw_guard)])[0]
-    assert (mean_outside.sum() > lab_mask.sum()) == (mw_guard > 0)
     swaps = []
     for r in range(20):
         wedged = [apply_wedge(np.ascontiguousarray(rotate(half, r)), lab_mask) for half in halves]
         swap = np.allclose(x[r], centre_crop(wedged[1], cube), atol=1e-5)  # half 2 is the input
-        source, other = (halves[1], halves[0]) if swap else (halves[0], halves[1])
-        expected = rotate(other, r)
-        if mw_target == "mean":  # the other half up to the guard beyond the input's tilts, then both halves' mean
-            mean = rotate(0.5 * (halves[0] + halves[1]), r)
-            expected = (apply_wedge(np.ascontiguousarray(expected), mean_outside)
-                        + apply_wedge(mean, mean_outside, 0, 1))
+        other = halves[0] if swap else halves[1]
+        mean = rotate(0.5 * (halves[0] + halves[1]), r)
+        expected = apply_wedge(np.ascontiguousarray(rotate(other, r)), lab_mask) + apply_wedge(mean, lab_mask, 0, 1)
         np.testing.assert_allclose(y[r, ..., 0], centre_crop(expected, cube), atol=1e-5)
         np.testing.assert_allclose(x[r], centre_crop(wedged[1 if swap else 0], cube), atol=1e-5)
         np.testing.assert_array_equal(y[r, ..., 1], pair_weights(cube, tilts, 2.0, r))
-        np.testing.assert_array_equal(y[r, ..., 2], x[r])
-        assert set(np.unique(y[r, ..., 3])) == {0.0, 0.25}
         swaps.append(swap)
     assert 0 < sum(swaps) < 20  # both halves serve as input
     x2, y2 = maker.pairs(0, [3, 4])  # the same pair whenever it is made
@@ -229,7 +210,7 @@ def test_half_pair_maker_target_is_the_other_half_under_the_same_rotation(mw_tar
 
 def test_half_pair_maker_full_inputs_are_the_mean_with_the_loss_in_the_extra_wedge_only():
     from isonet.refine.fourier_weights import loss_weights, pair_weights, rotation_matrix
-    from isonet.refine.halves import HalfPairMaker
+    from isonet.refine.half_pairs import HalfPairMaker
     from isonet.refine.pairs import centre_crop
     from isonet.refine.rotations import rotate
     from isonet.refine.wedge_ops import apply_wedge, wedge_masks
@@ -264,7 +245,7 @@ def test_half_pair_maker_full_inputs_are_the_mean_with_the_loss_in_the_extra_wed
 
 def test_half_pair_maker_full_inputs_learn_the_previous_predictions_where_measured(tmp_path):
     from isonet.refine.fourier_weights import pair_weights
-    from isonet.refine.halves import HalfPairMaker, half_prediction_path
+    from isonet.refine.half_pairs import HalfPairMaker, half_prediction_path
     from isonet.refine.pairs import centre_crop
     from isonet.refine.rotations import rotate
     from isonet.refine.wedge_ops import apply_wedge, merge, wedge_masks
@@ -279,7 +260,7 @@ def test_half_pair_maker_full_inputs_learn_the_previous_predictions_where_measur
     filled_mean = 0.5 * sum(merge(halves[h], predicted[h], lab_mask) for h in (0, 1))
     denoised = 0.5 * (predicted[0] + predicted[1])
     maker = HalfPairMaker(fake, [0], [tilts], cube, str(tmp_path), 1, mw_weight=2.0, seed=4, iteration=2,
-                          full_input_fraction=1.0, full_input_measured="previous")
+                          full_input_fraction=1.0)
     x, y = maker.pairs(0, [0, 7])
     for k, r in enumerate((0, 7)):
         mean_r, denoised_r = (np.ascontiguousarray(rotate(v, r)) for v in (filled_mean, denoised))
@@ -290,38 +271,18 @@ def test_half_pair_maker_full_inputs_learn_the_previous_predictions_where_measur
         np.testing.assert_array_equal(y[k, ..., 1], pair_weights(cube, tilts, 2.0, r, measured_weight=1.0))
     # without a previous iteration: the mean everywhere, no loss where the input is measured
     x, y = HalfPairMaker(fake, [0], [tilts], cube, None, 0, mw_weight=2.0, seed=4, iteration=1,
-                         full_input_fraction=1.0, full_input_measured="previous").pairs(0, [7])
+                         full_input_fraction=1.0).pairs(0, [7])
     np.testing.assert_allclose(y[0, ..., 0], centre_crop(np.ascontiguousarray(rotate(0.5 * (halves[0] + halves[1]), 7)),
                                                       cube), atol=1e-5)
     np.testing.assert_array_equal(y[0, ..., 1], pair_weights(cube, tilts, 2.0, 7, measured_weight=0.0))
-    with pytest.raises(IsonetError, match="--full_input_measured"):
-        HalfPairMaker(fake, [0], [tilts], cube, full_input_measured="always")
-
-
-def test_variant_pair_maker_keeps_isonet_pairs_and_adds_weights(tmp_path):
-    from isonet.refine.fourier_weights import pair_weights
-    from isonet.refine.pairs import PairMaker
-    from isonet.refine.variants import VariantPairMaker
-    rng = np.random.default_rng(6)
-    for name in ("sub", "prev"):
-        write_volume(tmp_path / f"{name}.mrc", rng.normal(size=(24,) * 3).astype(np.float32))
-    args = ([str(tmp_path / "sub.mrc")], [str(tmp_path / "prev.mrc")], [(-60.0, 60.0)], 16)
-    x0, y0 = PairMaker(*args, seed=1).pairs(0, [2, 9])
-    x1, y1 = VariantPairMaker(*args, seed=1, masked_loss=True, mw_weight=0.5).pairs(0, [2, 9])
-    np.testing.assert_array_equal(x1, x0)
-    np.testing.assert_array_equal(y1[..., 0], y0)
-    np.testing.assert_array_equal(y1[1, ..., 1], pair_weights(16, (-60.0, 60.0), 0.5, 9))
-    x2, y2 = VariantPairMaker(*args, seed=1, random_rotations=True).pairs(0, [2, 9])
-    assert y2.shape == (2, 16, 16, 16) and not np.allclose(y2, y0)
-    x3, y3 = VariantPairMaker(*args, seed=1, random_rotations=True).pairs(0, [2, 9])
-    np.testing.assert_array_equal(y3, y2)  # seeded
 
 
 # ----------------------------------------------------------------------------- refine and predict
 
-def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
-    """Identity network with a halves model JSON: -(the full tomogram normalised at the halves' scale); with
-    --half_scale False, by its own slab; with --average_halves, -(mean of the slab-normalised halves)."""
+def test_predict_normalises_the_full_tomogram_at_the_halves_scale(tmp_path, caplog):
+    """Identity network with a halves model JSON: -(the full tomogram normalised at the halves' scale); by its
+    own slab where the halves are missing or differ in deconvolution."""
+    import logging
     from isonet.io.model_info import write_model_info
     from isonet.predict.halves import half_scaled_statistics
     from isonet.predict.predict import predict_tomograms
@@ -335,23 +296,27 @@ def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
     head = model.get_layer("head")
     head.set_weights([np.zeros_like(w) for w in head.get_weights()])  # residual: exactly the identity
     save_model(model, str(tmp_path / "identity.h5"))
-    write_model_info(str(tmp_path / "identity.h5"), {"method": "isonet2", "normalization": "slab_mean_std"})
+    write_model_info(str(tmp_path / "identity.h5"), {"method": "halves", "normalization": "slab_mean_std"})
     full = read_volume(tmp_path / "tomos" / "tomo_00.mrc")
-    halves = [read_volume(tmp_path / p) for p in ("even/tomo_00.mrc", "odd/tomo_00_odd.mrc")]
     scaled = half_scaled_statistics(str(tmp_path / "tomos" / "tomo_00.mrc"),
                                     [str(tmp_path / p) for p in ("even/tomo_00.mrc", "odd/tomo_00_odd.mrc")])
-    expected = {"own_scale": -apply_statistics(full, *slab_statistics(full)),
-                "average_halves": -sum(apply_statistics(h, *slab_statistics(h)) for h in halves) / 2,
-                "default": -apply_statistics(full, *scaled)}  # at the halves' scale
-    options = {"own_scale": dict(half_scale=False), "average_halves": dict(average_halves=True), "default": {}}
-    for way in expected:
+    expected = -apply_statistics(full, *scaled)
+    own_scale = -apply_statistics(full, *slab_statistics(full))
+    assert np.abs(expected - own_scale).mean() > 0.05  # the two scales differ on these volumes
+
+    def predict(out):
         predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
-                          output_dir=str(tmp_path / way), gpu_ids=[], cube_size=16, crop_size=24, **options[way])
-        result = read_volume(tmp_path / way / "tomo_00_corrected.mrc")
-        np.testing.assert_allclose(result, expected[way], atol=1e-5)
-    for way in ("average_halves", "default"):  # the three ways differ on these volumes
-        assert np.abs(expected[way] - expected["own_scale"]).mean() > 0.05
+                          output_dir=str(tmp_path / out), gpu_ids=[], cube_size=16, crop_size=24)
+        return read_volume(tmp_path / out / "tomo_00_corrected.mrc")
+
+    np.testing.assert_allclose(predict("default"), expected, atol=1e-5)
     assert read_star(tmp_path / "tomograms.star")["rlnCorrectedTomoName"][0].endswith("tomo_00_corrected.mrc")
+    # a model JSON of the former method name: the same prediction, with one warning
+    write_model_info(str(tmp_path / "identity.h5"), {"method": "isonet2", "normalization": "slab_mean_std"})
+    with caplog.at_level(logging.WARNING, logger="isonet"):
+        np.testing.assert_allclose(predict("former_name"), expected, atol=1e-5)
+    assert [r.getMessage() for r in caplog.records if "former name" in r.getMessage()] == [
+        f"{tmp_path / 'identity.h5'}: method isonet2 is the former name of halves: read as halves"]
     # a deconvolved full tomogram whose halves were not deconvolved: its own scale, not the raw halves'
     write_volume(tmp_path / "tomos" / "tomo_00_deconv.mrc", 3 * full)
     table["rlnDeconvTomoName"] = ["tomos/tomo_00_deconv.mrc"]
@@ -360,17 +325,10 @@ def test_predict_the_full_tomogram_or_averages_the_normalised_halves(tmp_path):
                       output_dir=str(tmp_path / "mixed"), gpu_ids=[], cube_size=16, crop_size=24)
     np.testing.assert_allclose(read_volume(tmp_path / "mixed" / "tomo_00_deconv_corrected.mrc"),
                                -apply_statistics(3 * full, *slab_statistics(3 * full)), atol=1e-5)
-    # a half file gone: the default falls back to the own scale, an explicit --half_scale True is an error
+    # a half file gone: its own scale, with a warning
     write_star(table.drop(columns=["rlnDeconvTomoName"]), tmp_path / "tomograms.star")
     os.remove(tmp_path / "odd" / "tomo_00_odd.mrc")
-    predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
-                      output_dir=str(tmp_path / "no_half"), gpu_ids=[], cube_size=16, crop_size=24)
-    np.testing.assert_allclose(read_volume(tmp_path / "no_half" / "tomo_00_corrected.mrc"), expected["own_scale"],
-                               atol=1e-5)
-    with pytest.raises(IsonetError, match="tomo_00_odd.mrc: half tomogram not found"):
-        predict_tomograms(str(tmp_path / "tomograms.star"), str(tmp_path / "identity.h5"),
-                          output_dir=str(tmp_path / "no_half2"), gpu_ids=[], cube_size=16, crop_size=24,
-                          half_scale=True)
+    np.testing.assert_allclose(predict("no_half"), own_scale, atol=1e-5)
 
 
 def test_half_scaled_statistics_known_answer(tmp_path):
@@ -408,22 +366,20 @@ def halves_run(tmp_path_factory):
 
 def test_refine_defaults_to_the_halves_method_and_writes_its_files(halves_run):
     folder, result = halves_run
-    assert "Method: isonet2" in result.stdout
+    assert "Method: halves" in result.stdout
     results = os.path.join(folder, "results")
     state = _final_state(results)
-    assert state["method"] == "isonet2" and state["mw_weight"] == 2
+    assert state["method"] == "halves" and state["mw_weight"] == 2
     assert [h["noise_level"] for h in state["history"]] == [0.0, 0.0]
     # Cosine decay from --learning_rate (0.004) to a tenth of it at the last iteration.
     assert state["final_learning_rate"] == pytest.approx(0.0004)
     assert [h["learning_rate"] for h in state["history"]] == [pytest.approx(0.004), pytest.approx(0.0004)]
     assert "Learning rate 0.0004" in result.stdout
-    # Full-input pairs in the first two iterations, the previous predictions as their measured target in the second.
-    assert (state["full_input_fraction"], state["full_input_measured"], state["full_input_stop"]) == \
-        (0.75, "previous", 2)
-    assert "0.75 of the inputs the mean of both halves in iterations 1-2 (measured region: the previous predictions))" \
-        in result.stdout
+    # Full-input pairs in the first two iterations.
+    assert state["full_input_fraction"] == 0.75
+    assert "in iterations 1-2, 0.75 of the inputs the mean of both halves)" in result.stdout
     with open(os.path.join(results, "model_iter02.json")) as handle:
-        assert json.load(handle)["method"] == "isonet2"
+        assert json.load(handle)["method"] == "halves"
     names = set(os.listdir(results))
     for j in range(4):
         assert {f"tomo_00_{j:06d}_half{h}_iter{it:02d}.mrc" for h in (1, 2) for it in (1, 2)} <= names
@@ -458,7 +414,7 @@ def test_continue_from_reproduces_the_halves_method(halves_run):
                      cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     original, again = (_final_state(os.path.join(folder, path)) for path in ("results", "resumed"))
-    assert again["method"] == "isonet2"
+    assert again["method"] == "halves"
     assert (again["losses"], again["val_losses"]) == (pytest.approx(original["losses"], rel=1e-6),
                                                       pytest.approx(original["val_losses"], rel=1e-6))
     for j in range(4):
@@ -467,65 +423,59 @@ def test_continue_from_reproduces_the_halves_method(halves_run):
                                    read_volume(os.path.join(folder, "results", name)), atol=1e-5)
 
 
-@pytest.mark.parametrize("fill_wedge", [True, False])
-def test_pair_maker_fills_the_halves_only_with_fill_wedge(fill_wedge, tmp_path):
-    from types import SimpleNamespace
-    from isonet.io.mrc import write_volume
-    from isonet.refine import method_hooks
-    from isonet.refine.halves import half_prediction_path
+def test_half_pair_maker_fills_each_half_with_its_previous_prediction(tmp_path):
+    from isonet.refine.half_pairs import HalfPairMaker, half_prediction_path
     from isonet.refine.wedge_ops import apply_wedge, wedge_masks
     rng = np.random.default_rng(5)
     halves = [rng.normal(size=(8, 8, 8)).astype(np.float32) for _ in range(2)]
     fake = _FakeHalves(halves)
     predicted = rng.normal(size=(8, 8, 8)).astype(np.float32)  # the previous iteration's output (dark density)
     write_volume(half_prediction_path(str(tmp_path), fake, 0, 0, 2), -predicted)
-    config = SimpleNamespace(fill_wedge=fill_wedge, mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0,
-                             mw_target="mean", mw_guard=5.0, full_input_fraction=0.25,
-                             full_input_measured="previous", full_input_start=3,
-                             full_input_stop=4)
-    maker = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 3)
-    assert maker.mw_guard == 5.0 and maker.full_input_fraction == 0.25 and maker.full_input_measured == "previous"
-    # before --full_input_start, Noise2Noise pairs only
-    early = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 2)
-    assert early.full_input_fraction == 0.0
-    # and after --full_input_stop
-    late = method_hooks.pair_maker(config, fake, [0], None, None, [(-60.0, 60.0)], 8, 0.0, None, str(tmp_path), 5)
-    assert late.full_input_fraction == 0.0
+    maker = HalfPairMaker(fake, [0], [(-60.0, 60.0)], 8, str(tmp_path), 2, iteration=3)
     mask = wedge_masks((8, 8, 8), [(-60.0, 60.0)])[0]
-    # filled: the half where measured, the previous prediction in its wedge; unfilled: the half as it is
-    expected = apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1) if fill_wedge else halves[0]
-    np.testing.assert_allclose(maker.merged(0, 0, maker.previous(0, 0)), expected, atol=1e-5)
+    # the half where measured, the previous prediction in its wedge
+    np.testing.assert_allclose(maker.merged(0, 0, maker.previous(0, 0)),
+                               apply_wedge(halves[0], mask) + apply_wedge(predicted, mask, 0, 1), atol=1e-5)
+    assert HalfPairMaker(fake, [0], [(-60.0, 60.0)], 8).previous(0, 0) is None  # iteration 1: nothing to fill
 
 
-def _hooks_config(**options):
-    """The refine options :func:`isonet.refine.method_hooks.prepare` reads, halves method defaults."""
-    from types import SimpleNamespace
-    defaults = dict(method="isonet2", iterations=8, full_input_fraction=None, full_input_stop=2,
-                    full_input_measured="previous", full_input_start=1, refresh_batch_norm=None,
-                    final_learning_rate=None, learning_rate=0.002, fill_wedge=True, mw_guard=0.0,
-                    mw_target="mean", mw_weight=16.0, masked_loss=False, subtomo_star="unused.star")
-    return SimpleNamespace(**{**defaults, **options})
+def _resolved(star, **options):
+    from isonet.refine.config import RefineConfig
+    return RefineConfig.from_cli(dict(subtomo_star=star, iterations=4, learning_rate=0.002, **options)).resolve(4, 1)
 
 
-@pytest.mark.parametrize("method, fraction", [("isonet", 0.0), ("isonet2", 0.75)])
-def test_full_input_fraction_defaults_to_the_methods(method, fraction):
-    from isonet.refine import method_hooks
-    config = _hooks_config(method=method, full_input_stop=1)
-    if method == "isonet":
-        assert method_hooks.prepare(config) is None
-    else:
-        with pytest.raises(IsonetError, match="unused.star"):  # the half subtomograms are read last
-            method_hooks.prepare(config)
-    assert config.full_input_fraction == fraction
-
-
-@pytest.mark.parametrize("fill_wedge", [True, False])
-def test_method_log_names_previous_predictions_only_when_the_wedge_is_filled(fill_wedge, caplog):
+def test_method_defaults_follow_the_method_and_the_star_file(halves_run, tmp_path, caplog):
+    """The method's derived defaults come from the config's resolve step; former names are read with a warning."""
     import logging
-    from isonet.refine import method_hooks
-    config = _hooks_config(fill_wedge=fill_wedge)
-    with caplog.at_level(logging.INFO), pytest.raises(IsonetError, match="unused.star"):
-        method_hooks.prepare(config)
-    method_line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Method: isonet2"))
-    assert "in iterations 1-2" in method_line
-    assert ("the previous predictions" in method_line) == fill_wedge
+    folder, _ = halves_run
+    star = os.path.join(folder, "subtomo.star")
+    halves = _resolved(star)
+    assert (halves.method, halves.full_input_fraction, halves.final_learning_rate) == ("halves", 0.75,
+                                                                                       pytest.approx(0.0002))
+    isonet1 = _resolved(star, method="isonet1")
+    assert (isonet1.full_input_fraction, isonet1.final_learning_rate) == (0.0, 0.002)
+    assert _resolved(star, full_input_fraction=0.25, final_learning_rate=0.001).full_input_fraction == 0.25
+    table = read_star(star)
+    write_star(table[["rlnImageName", "rlnCropSize", "rlnCubeSize"]], tmp_path / "full_only.star")
+    assert _resolved(str(tmp_path / "full_only.star")).method == "isonet1"  # no halves listed
+    with caplog.at_level(logging.WARNING, logger="isonet"):
+        assert _resolved(star, method="isonet2").method == "halves"
+        assert _resolved(star, method="isonet").method == "isonet1"
+    assert [r.getMessage() for r in caplog.records] == [
+        "--method isonet2 is the former name of halves: read as halves",
+        "--method isonet is the former name of isonet1: read as isonet1"]
+
+
+def test_halves_method_makes_full_input_pairs_in_the_first_two_iterations_only(halves_run):
+    from isonet.refine.methods import REGISTRY
+    from isonet.refine.subtomograms import Subtomograms
+    folder, _ = halves_run
+    star = os.path.join(folder, "subtomo.star")
+    config = _resolved(star, result_dir=os.path.join(folder, "unused"))
+    method = REGISTRY["halves"](config, Subtomograms(star), {})
+    fractions = [method.pair_maker(None, it, [0, 1], filled=False).full_input_fraction for it in (1, 2, 3, 4)]
+    assert fractions == [0.75, 0.75, 0.0, 0.0]
+    assert method.description() == ("halves (Noise2Noise across half subtomograms plus the wedge task, masked "
+                                     "Fourier loss, mw_weight 16; in iterations 1-2, 0.75 of the inputs the mean "
+                                     "of both halves)")
+    assert method.model_info()["method"] == "halves" and method.refreshes_batch_norm

@@ -225,7 +225,7 @@ def test_cli_chain_from_relion5_without_typed_values(tmp_path):
 def test_predict_keeps_the_input_sign_and_feeds_the_network_dense_positive(tmp_path, averaged):
     """A bright-density tomogram reaches the network as a dark one does (dense matter positive) and comes
     out bright; with an identity network the output correlates positively with the input either way."""
-    from isonet.predict.halves import correct_averaged
+    from isonet.predict.halves import correct_by_slab
     from isonet.predict.predict import correct_tomogram
     volume = _crop(13)[:32, :64, :64]
     write_volume(tmp_path / "bright.mrc", volume)
@@ -237,7 +237,7 @@ def test_predict_keeps_the_input_sign_and_feeds_the_network_dense_positive(tmp_p
         network = lambda batch: tiles.append(batch.copy()) or batch  # noqa: E731
         path = str(tmp_path / f"{name}.mrc")
         if averaged:
-            corrected, _ = correct_averaged([path], network, cube_size=16, crop_size=24, bright=bright)
+            corrected, _ = correct_by_slab(path, network, cube_size=16, crop_size=24, bright=bright)
         else:
             corrected, _ = correct_tomogram(path, network, cube_size=16, crop_size=24, bright=bright)
         seen[name] = np.concatenate(tiles)

@@ -11,7 +11,7 @@ from isonet.evaluation.pictures import (loss_figure, plot_fsc, plot_loss_curves,
                                         snapshot_size)
 from isonet.io.mrc import write_volume
 from isonet.normalize import normalize
-from isonet.refine.loop import _snapshot
+from isonet.refine.monitor import IterationMonitor
 from isonet.wedge import measured_mask
 
 
@@ -120,8 +120,9 @@ def test_refine_snapshot_shows_the_subtomogram_as_in_the_file(tmp_path):
     volume[6:10, 6:10, 6:10] = -4.0  # dense particle dark, as extract writes it
     write_volume(tmp_path / "sub.mrc", volume)
     calls = []
-    _snapshot(lambda *args, **kwargs: calls.append((args, kwargs)), _Identity(), str(tmp_path / "sub.mrc"),
-              str(tmp_path), 3, True)
+    monitor = IterationMonitor(str(tmp_path), True)
+    monitor._draw = lambda *args, **kwargs: calls.append((args, kwargs))
+    monitor.snapshot(_Identity(), str(tmp_path / "sub.mrc"), 3)
     (name, volumes, path), kwargs = calls[0]
     assert name == "save_snapshot" and path.endswith("snapshot_iter03.png") and kwargs["difference"]
     for shown in volumes:

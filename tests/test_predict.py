@@ -14,7 +14,7 @@ from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.star import read_star, write_star
 from isonet.normalize import normalize
 from isonet.normalize import normalize_in_place
-from isonet.predict.predict import predict_tomograms, rotated_average
+from isonet.predict.predict import predict_tomograms
 from isonet.predict.tiling import (axis_weights, blend_margin, extract_tile, fitted_cores, grid_shape,
                                    predict_tiled, tile_positions, weight_sums)
 
@@ -149,40 +149,6 @@ def test_predict_tomograms_star_header_and_deconv(tmp_path, monkeypatch):
     assert raw_header.origin == (10.0, -20.0, 30.0)
     np.testing.assert_allclose(raw_out, -normalize(-volume, percentile=False), atol=1e-5)
     np.testing.assert_array_equal(read_volume("tomo.v1.mrc"), volume)  # input untouched
-
-
-def test_rotated_average_known_answer(rng):
-    """A network that weighs each z-slice differently is averaged with its mirror weights; equivariant ones are kept."""
-    tiles = rng.normal(size=(3, 6, 5, 4)).astype(np.float32)
-    ramp = np.arange(1.0, 7.0, dtype=np.float32)[None, :, None, None]
-    calls = []
-
-    def weighted(batch):
-        calls.append(batch.copy())
-        return batch * ramp
-
-    averaged = rotated_average(weighted)(tiles)
-    np.testing.assert_allclose(averaged, tiles * (ramp + ramp[:, ::-1]) / 2, rtol=1e-6)
-    np.testing.assert_array_equal(calls[1], tiles[:, ::-1, :, ::-1])  # rotated about Y: z and x reversed
-    np.testing.assert_allclose(rotated_average(lambda batch: 2 * batch)(tiles), 2 * tiles, rtol=1e-6)
-
-
-def test_predict_average_rotated_is_wired(tmp_path, monkeypatch):
-    """--average_rotated leaves an identity network's output as it was and changes that of a real one."""
-    volume = _project(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    _scaled_network(tmp_path / "net.h5")
-    outputs = {}
-    for model in ("identity.h5", "net.h5"):
-        for rotated in (False, True):
-            folder = f"out_{model[:3]}_{rotated}"
-            predict_tomograms("tomograms.star", model, output_dir=folder, cube_size=16, crop_size=24, tomo_idx=[1],
-                              average_rotated=rotated)
-            outputs[model, rotated] = read_volume(os.path.join(folder, "tomo.v1_corrected.mrc"))
-    np.testing.assert_allclose(outputs["identity.h5", True], outputs["identity.h5", False], atol=1e-5)
-    np.testing.assert_allclose(outputs["identity.h5", False], -normalize(-volume), atol=1e-5)
-    difference = np.abs(outputs["net.h5", True] - outputs["net.h5", False]).mean()
-    assert difference > 0.01 * np.abs(outputs["net.h5", False]).mean()
 
 
 def _scaled_network(path):

@@ -16,9 +16,15 @@ def _entry(band, z, measured=0.5, z_over_x=1.5):
 
 
 def test_seed_base():
-    assert quality.seed_base("halves_seed1_rotated") == "halves_rotated"
+    assert quality.seed_base("halves_n2n_seed1") == "halves_n2n"
     assert quality.seed_base("isonet1_seed2") == "isonet1"
     assert quality.seed_base("halves") == "halves"
+
+
+def test_every_benchmark_method_runs_with_todays_options():
+    assert {name: quality.method_problem(options) for name, options in quality.METHODS.items()
+            if quality.method_problem(options)} == {}
+    assert quality.method_problem(dict(method="halves", mw_target="other")) == "refine has no option(s) ['mw_target']"
 
 
 def test_seed_means_and_verdict():
@@ -43,7 +49,7 @@ def test_seed_means_and_verdict():
 
 
 def test_saved_networks_in_iteration_order(tmp_path):
-    from isonet.refine.loop import model_path
+    from isonet.refine.outputs import model_path
     for iteration in (3, 1, 0, 9):  # 0: the untrained network; 9: beyond the budget
         open(model_path(str(tmp_path), iteration), "w").close()
     networks = quality.saved_networks(str(tmp_path), 8)

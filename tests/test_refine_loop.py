@@ -25,8 +25,11 @@ TINY = ["--epochs", 1, "--steps_per_epoch", 24, "--filter_base", 8, "--unet_dept
         "--preprocessing_ncpus", 2]
 
 
-def _make_subtomograms(folder):
-    """Blobby subtomograms with a ±60 or -45/55 missing wedge, dark on bright as in tomograms."""
+def _make_subtomograms(folder, halves=False):
+    """Blobby subtomograms with a ±60 or -45/55 missing wedge, dark on bright as in tomograms.
+
+    ``halves``: also half subtomograms (the subtomogram plus independent noise) and their normalisation.
+    """
     rng = np.random.default_rng(0)
     os.makedirs(os.path.join(folder, "subtomo"))
     tilts = [(-60.0, 60.0), (-45.0, 55.0)] * (N_SUBTOMOS // 2)
@@ -40,6 +43,14 @@ def _make_subtomograms(folder):
     table = read_star(star)
     set_column(table, "rlnTiltMin", [t[0] for t in tilts])
     set_column(table, "rlnTiltMax", [t[1] for t in tilts])
+    for half in (1, 2) if halves else ():
+        names = [f"subtomo/sub_{i}_half{half}.mrc" for i in range(N_SUBTOMOS)]
+        for i, name in enumerate(names):
+            volume = read_volume(os.path.join(folder, "subtomo", f"sub_{i}.mrc"))
+            write_volume(os.path.join(folder, name), volume + rng.normal(0, 0.05, volume.shape).astype(np.float32))
+        set_column(table, f"rlnImageNameHalf{half}", names)
+        set_column(table, f"rlnNormMeanHalf{half}", [0.0] * N_SUBTOMOS)
+        set_column(table, f"rlnNormStdHalf{half}", [0.1] * N_SUBTOMOS)
     write_star(table, star)
     return star
 
@@ -163,10 +174,10 @@ def test_continue_from_reproduces_iteration_two(run):
 
 def test_loss_decreases_on_learnable_toy(tmp_path):
     """Refine's pairs of one subtomogram, one batch, tiny network: the loss must go down."""
-    from isonet.refine.loop import _keras
     from isonet.network.unet import build_unet
     from isonet.refine.pairs import PairMaker
-    keras = _keras()
+    from isonet.refine.training import import_keras
+    keras = import_keras()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     volume = gaussian_filter(rng.standard_normal((CROP,) * 3), 1.0).astype(np.float32)
@@ -196,8 +207,8 @@ def test_restarted_model_trains_like_a_reloaded_one_without_retracing():
     """Iteration 2 on the kept model (restored Adam, reseeded dropout) equals iteration 2 on a reloaded model."""
     import tensorflow as tf
     from isonet.network.unet import build_unet
-    from isonet.refine.loop import _keras, compile_for_training, restart_training
-    keras = _keras()
+    from isonet.refine.training import compile_for_training, import_keras, restart_training
+    keras = import_keras()
     strategy = tf.distribute.get_strategy()
     x = np.random.default_rng(0).standard_normal((8, 8, 8, 8, 1)).astype(np.float32)
 
@@ -238,16 +249,17 @@ def test_restarted_model_trains_like_a_reloaded_one_without_retracing():
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """Two logical CPU devices (set before TensorFlow starts, hence a subprocess); also --remove_intermediate
-    and --refresh_batch_norm (the mirrored model's statistics updated outside the strategy's replicas)."""
+    and the halves method's refresh of the batch statistics (the mirrored model's statistics updated outside
+    the strategy's replicas)."""
     folder = str(tmp_path)
-    _make_subtomograms(folder)
+    _make_subtomograms(folder, halves=True)
     script = (
         "from isonet.log import setup_logging; setup_logging('info', None)\n"
         "from isonet.refine.config import RefineConfig\n"
         "from isonet.refine.loop import refine\n"
         "config = RefineConfig.from_cli(dict(subtomo_star='subtomo.star', iterations=1, epochs=1, "
         "steps_per_epoch=2, filter_base=4, unet_depth=2, seed=1, preprocessing_ncpus=2, gpuID=[], "
-        "select_subtomo_number=2, remove_intermediate=True, refresh_batch_norm=True))\n"
+        "select_subtomo_number=2, remove_intermediate=True, method='halves'))\n"
         "history = refine(config, logical_cpus=2)\n"
         "print('LOSS', history[-1]['loss'][-1])\n"
         "print('REFRESHED', 'refresh_batch_norm' in history[-1]['seconds'])\n")

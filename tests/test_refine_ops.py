@@ -203,9 +203,10 @@ def test_centre_crop_start():
 
 def test_config_defaults_json_round_trip_and_continue(tmp_path):
     config = RefineConfig.from_cli({"subtomo_star": "s.star", "iterations": 5, "noise_level": (0.1,),
-                                    "noise_start_iter": (3,), "epochs": None}).resolve(300, 1)
+                                    "noise_start_iter": (3,), "epochs": None, "method": "isonet1"}).resolve(300, 1)
     assert (config.batch_size, config.steps_per_epoch, config.epochs) == (4, 200, 10)
-    assert RefineConfig().resolve(10, 4).batch_size == 8 and RefineConfig().resolve(10, 1).steps_per_epoch == 15
+    assert RefineConfig(method="isonet1").resolve(10, 4).batch_size == 8
+    assert RefineConfig(method="isonet1").resolve(10, 1).steps_per_epoch == 15
     assert config.noise_dir == os.path.join("results", "training_noise") and isinstance(config.seed, int)
     path = str(tmp_path / "refine_iter02.json")
     history = [{"iteration": 2, "loss": [0.3, 0.2], "val_loss": [0.4, 0.3], "noise_level": 0.0,
@@ -221,15 +222,24 @@ def test_config_defaults_json_round_trip_and_continue(tmp_path):
     assert merged.subtomo_star == "s.star" and merged.kernel == (3, 3, 3)
 
 
-def test_a_state_saved_before_full_input_stop_keeps_full_input_pairs_in_every_iteration(tmp_path):
-    config = RefineConfig.from_cli({"subtomo_star": "s.star", "iterations": 6, "full_input_fraction": 0.5})
+def test_a_state_of_former_names_and_retired_settings_loads_with_warnings(tmp_path, caplog):
+    """A refine_iterNN.json of an earlier version: the former method name is read as today's, every retired
+    setting that differs from what the run now does is named once, and nothing else warns."""
+    import logging
+    config = RefineConfig.from_cli({"subtomo_star": "s.star", "iterations": 6, "full_input_fraction": 0.5,
+                                    "method": "halves"})
     path = str(tmp_path / "refine_iter03.json")
     save_state(path, config, 3, [])
     with open(path) as handle:
         state = json.load(handle)
-    assert state["full_input_stop"] == 2  # today's default
-    del state["full_input_stop"]
+    state.update(method="isonet2", mw_target="other", fill_wedge=True, refresh_batch_norm=True, dc_weight=0.0)
     with open(path, "w") as handle:
-        json.dump(state, handle)
-    saved, iter_count, _ = load_state(path)
-    assert (iter_count, saved.full_input_stop, saved.full_input_fraction) == (3, 6, 0.5)
+        json.dump(state, handle)  # no full_input_stop: saved before it existed, full-input pairs in every iteration
+    with caplog.at_level(logging.WARNING, logger="isonet"):
+        saved, iter_count, _ = load_state(path)
+    assert (iter_count, saved.method, saved.full_input_fraction) == (3, "halves", 0.5)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: method isonet2 is the former name of halves: read as halves",
+        f"{path}: mw_target 'other' is no longer an option (docs/quality.md); the run continues with 'mean'",
+        f"{path}: full_input_stop 6 is no longer an option (docs/quality.md); the run continues with 2"]
+

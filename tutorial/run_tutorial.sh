@@ -44,7 +44,7 @@ FILTER_BASE=${FILTER_BASE:-8}            # GPU: 64 (the default)
 NOISE_LEVEL=${NOISE_LEVEL:-0.05}         # GPU: 0.05,0.1,0.15,0.2
 NOISE_START_ITER=${NOISE_START_ITER:-8}  # GPU: 11,16,21,26
 REFINE_SEED=${REFINE_SEED:-0}
-COMPARE_ISONET1=${COMPARE_ISONET1:-1}    # 1: also train IsoNet 1's method (--method isonet) on the same
+COMPARE_ISONET1=${COMPARE_ISONET1:-1}    # 1: also train IsoNet 1's method (--method isonet1) on the same
                                          # subtomograms and budget, for the side-by-side table; 0: skip
 # ---- predict ----------------------------------------------------------------------------------
 PREDICT_CUBE=${PREDICT_CUBE:-48}         # GPU: the default (84, cores fitted to the tomogram)
@@ -135,7 +135,7 @@ fi
 
 # 6b. the same budget with IsoNet 1's method (one tomogram, no halves), for comparison
 if [ "$COMPARE_ISONET1" = "1" ] && [ -f subtomo.star ] && [ -n "$MODEL" ] && has refine; then
-    run_step refine subtomo.star "${REFINE_OPTIONS[@]}" --method isonet --result_dir results_isonet1
+    run_step refine subtomo.star "${REFINE_OPTIONS[@]}" --method isonet1 --result_dir results_isonet1
     MODEL_ISONET1=$(ls results_isonet1/model_iter*.h5 2>/dev/null | sort | tail -n 1 || true)
     if [ -n "$MODEL_ISONET1" ]; then
         cp tomograms.star tomograms_isonet1.star  # predict records its output in the STAR file it reads

@@ -1,11 +1,12 @@
 """The JSON beside a trained network that tells predict how to use it (``model_iterNN.json``).
 
-Written by refine for the halves method: ``{"method": "isonet2",
+Written by refine for the halves method: ``{"method": "halves",
 "normalization": "slab_mean_std", "slab_fraction": 0.333...}``, meaning that
-each (half) tomogram is normalised with the mean and standard deviation of
-its central slab (:func:`isonet.normalize.slab_statistics`) and the outputs
-for the two halves are averaged. A network without this file is an IsoNet 1
-network (per-tomogram percentile or mean/std normalisation).
+a tomogram is normalised with the mean and standard deviation of its central
+slab (:func:`isonet.normalize.slab_statistics`). A network without this file
+is an IsoNet 1 network (per-tomogram percentile or mean/std normalisation).
+Files written before the methods were renamed say ``"isonet2"``: predict
+reads that as ``"halves"``, with a warning.
 """
 
 import json

@@ -10,9 +10,8 @@ For each selected tomogram (volumes indexed ``[z, y, x]``):
    accumulator (:mod:`isonet.predict.tiling`);
 3. normalise the result the same way and undo the sign change, so the output
    keeps the input's contrast convention (a network of ``refine --method
-   isonet2``, with its model JSON, instead takes the tomogram normalised by
-   its central slab and returns the network's output in those units; with
-   ``average_halves`` it does so for both half tomograms and averages, see
+   halves``, with its model JSON, instead takes the tomogram normalised by
+   its central slab and returns the network's output in those units, see
    :mod:`isonet.predict.halves`);
 4. write ``<output_dir>/<root>_corrected.mrc`` (float32, the input's voxel size
    and origin) and record it as ``rlnCorrectedTomoName`` in the STAR file,
@@ -29,17 +28,17 @@ import time
 
 import numpy as np
 
-from isonet.commands import PREDICT
+from isonet.commands import PREDICT, REFINE
 from isonet.devices import import_tensorflow, select_strategy
 from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_outputs, file_root, input_tomogram
-from isonet.io.star import bright_density, has_halves, read_star, select_rows, set_column, write_star
+from isonet.io.star import bright_density, read_star, select_rows, set_column, write_star
 from isonet.log import progress
 from isonet.io.model_info import read_model_info
 from isonet.normalize import normalize_in_place, warn_if_flat
-from isonet.predict.halves import correct_averaged, half_scaled_statistics, half_sources
+from isonet.predict.halves import correct_by_slab, half_scaled_statistics, half_sources
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
 log = logging.getLogger("isonet")
@@ -130,32 +129,6 @@ def _load_network(model_path, strategy, n_replicas, mixed_precision, crop_size):
     return network, crop_size
 
 
-def rotated_average(function):
-    """``function`` averaged with its output for the tiles rotated by 180° about Y, rotated back.
-
-    The rotation maps ``(z, y, x)`` to ``(-z, y, -x)`` about the tile's centre and
-    each Fourier direction of the (kz, kx) plane to its opposite, which lies on the
-    same line: the measured region and the missing wedge stay where they were, for
-    any tilt range (asymmetric too), so the rotated tile is as valid an input as the
-    original. The network's two outputs differ in their errors; their mean has less.
-
-    Parameters
-    ----------
-    function : callable
-        Network on batches of tiles ``(b, z, y, x)`` -> same shape.
-
-    Returns
-    -------
-    callable
-        Same signature; calls ``function`` twice per batch.
-    """
-    def averaged(tiles):
-        rotated = np.ascontiguousarray(tiles[:, ::-1, :, ::-1])
-        return np.float32(0.5) * (function(tiles) + function(rotated)[:, ::-1, :, ::-1])
-
-    return averaged
-
-
 def _deconvolved(path, row, star_file, half=None):
     """Whether ``path`` is not the row's original (non-deconvolved) tomogram or half ``half``."""
     return os.path.abspath(path) != os.path.abspath(input_tomogram(row, star_file, False, half=half))
@@ -163,8 +136,7 @@ def _deconvolved(path, row, star_file, half=None):
 
 @PREDICT.implements
 def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_size, use_deconv_tomo, batch_size,
-                      normalize_percentile, tomo_idx, mixed_precision, snapshot, average_halves, average_rotated,
-                      half_scale=None):
+                      normalize_percentile, tomo_idx, mixed_precision, snapshot):
     """Correct the tomograms of a STAR file with a trained network; update the STAR file.
 
     Every tomogram header and the model file are checked before anything is
@@ -199,16 +171,6 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         Compute in float16 (GPU) or bfloat16 (CPU).
     snapshot : bool
         Also save ``<root>_snapshot.png`` (central slices of raw, corrected and their difference).
-    average_halves : bool
-        With a halves-method network: average its outputs for the two half tomograms instead of
-        predicting the full one (:mod:`isonet.predict.halves`).
-    average_rotated : bool
-        Average the network's outputs for every tile and the tile rotated by 180° about Y
-        (:func:`rotated_average`).
-    half_scale : bool or None
-        With a halves-method network and the full tomogram: normalise it at the half tomograms'
-        scale (:func:`isonet.predict.halves.half_scaled_statistics`). None: wherever the STAR file
-        lists halves.
 
     Returns
     -------
@@ -233,19 +195,15 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         raise IsonetError(f"{model}: model file not found")
     check_outputs(output_dir, "--output_dir", star_file, "STAR file", needed)
     info = read_model_info(model)  # halves-method networks: slab normalisation
-    required = half_scale is not None or average_halves  # the default half_scale does without missing halves
-    if half_scale is None:  # the default: wherever it applies, without warnings
-        half_scale = info is not None and info.get("method") == "isonet2" and has_halves(rows)
-    halves = {}
-    if average_halves or half_scale:
-        halves = half_sources(info, rows, star_file, use_deconv_tomo,
-                              "--average_halves" if average_halves else "--half_scale", required=required)
+    if info is not None:
+        info["method"] = REFINE["method"].canonical(info["method"], model)
+    slab_normalised = info is not None and info["method"] == "halves"
+    halves = half_sources(rows, star_file, use_deconv_tomo) if slab_normalised else {}
 
     strategy, n_replicas = select_strategy(gpu_ids)
     if batch_size is None:
         batch_size = default_batch_size(len(import_tensorflow().config.list_logical_devices("GPU")))
     network, crop_size = _load_network(model, strategy, n_replicas, mixed_precision, crop_size)
-    function = rotated_average(network.predict) if average_rotated else network.predict
     outputs = {label: os.path.join(output_dir, f"{file_root(source)}_corrected.mrc") for label, source in
                sources.items()}
     # The files written are locked, not their folder: array jobs predict other tomograms into it at once.
@@ -254,22 +212,21 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         for label, source in sources.items():
             root, output = file_root(source), outputs[label]
             start = time.perf_counter()
-            if info is not None:
-                bright = bright_density(rows.loc[label])
+            bright = bright_density(rows.loc[label])
+            if slab_normalised:
                 statistics = None
-                if half_scale and label in halves and not average_halves:
+                if label in halves:
                     if _deconvolved(source, rows.loc[label], star_file) == _deconvolved(
                             halves[label][0], rows.loc[label], star_file, half=1):
                         statistics = half_scaled_statistics(source, halves[label], bright)
                     else:
-                        log.warning("%s: the full tomogram and its halves differ in deconvolution: --half_scale "
-                                    "ignored, normalised by its own slab", source)
-                corrected, header = correct_averaged(halves[label] if average_halves and label in halves
-                                                     else [source], function, cube_size, crop_size,
-                                                     batch_size, bright=bright, statistics=statistics)
+                        log.warning("%s: the full tomogram and its halves differ in deconvolution: "
+                                    "normalised by its own slab", source)
+                corrected, header = correct_by_slab(source, network.predict, cube_size, crop_size, batch_size,
+                                                    bright=bright, statistics=statistics)
             else:
-                corrected, header = correct_tomogram(source, function, cube_size, crop_size, batch_size,
-                                                     normalize_percentile, bright=bright_density(rows.loc[label]))
+                corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
+                                                     normalize_percentile, bright=bright)
             seconds = time.perf_counter() - start
             write_volume(output, corrected, like=header)
             log.info("Wrote %s (%.1f s, %.3g voxels/s)", output, seconds, corrected.size / max(seconds, 1e-9))

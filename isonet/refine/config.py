@@ -9,6 +9,7 @@ values given explicitly on the command line win.
 
 import dataclasses
 import json
+import logging
 import os
 import random
 from dataclasses import field, make_dataclass
@@ -16,8 +17,16 @@ from dataclasses import field, make_dataclass
 from isonet.commands import REFINE
 from isonet.errors import IsonetError, UsageError
 from isonet.io.atomic import atomic_write_text
+from isonet.refine.half_pairs import FULL_INPUT_ITERATIONS, subtomo_star_has_halves
+from isonet.refine.methods import REGISTRY
 
-#: ``--method`` values: IsoNet 1's algorithm, and Noise2Noise across halves with the wedge task.
+log = logging.getLogger("isonet")
+
+#: Settings of earlier versions that are no longer options (the quality benchmark rejected the
+#: alternatives, docs/quality.md), with the behaviour every run now has (refresh_batch_norm: the method's).
+RETIRED_SETTINGS = {"mw_target": "mean", "mw_guard": 0.0, "fill_wedge": True, "full_input_start": 1,
+                    "full_input_stop": FULL_INPUT_ITERATIONS, "full_input_measured": "previous",
+                    "masked_loss": False, "dc_weight": 0.0, "random_rotations": False, "refresh_batch_norm": None}
 
 
 class _Settings:
@@ -87,6 +96,10 @@ class _Settings:
     def resolve(self, n_subtomos, n_replicas):
         """Check every setting against the spec, fill the derived defaults in place; returns ``self``.
 
+        The method (default: ``halves`` when subtomo.star lists half subtomograms, else ``isonet1``; a former
+        name is read with a warning) sets the defaults that depend on it
+        (:meth:`isonet.refine.methods.base.RefineMethod.derived_defaults`).
+
         Parameters
         ----------
         n_subtomos : int
@@ -94,6 +107,9 @@ class _Settings:
         n_replicas : int
             Devices the batch is split over.
         """
+        if self.method is None:
+            self.method = "halves" if subtomo_star_has_halves(self.subtomo_star) else "isonet1"
+        self.method = REFINE["method"].canonical(self.method)
         for name, value in self.to_dict().items():  # saved settings (--continue_from) are checked too
             REFINE[name].check(tuple(value) if isinstance(value, list) else value)
         if self.select_subtomo_number is not None:
@@ -112,11 +128,10 @@ class _Settings:
             self.noise_dir = os.path.join(self.result_dir, "training_noise")
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2 ** 31)
+        for name, value in REGISTRY[self.method].derived_defaults(self).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         return self
-
-    def uses_variants(self):
-        """True if an IsoNet 1 run asks for any variant of :mod:`isonet.refine.variants`."""
-        return self.masked_loss or self.dc_weight > 0 or self.random_rotations
 
     def network_options(self):
         """Keyword arguments of :func:`isonet.network.unet.build_unet`."""
@@ -177,6 +192,22 @@ def load_state(path):
         raise IsonetError(f"--continue_from {path}: not a readable refine JSON ({exc})") from None
     if not isinstance(state, dict) or "iter_count" not in state:
         raise IsonetError(f"--continue_from {path}: no 'iter_count' (expected a refine_iterNN.json)")
-    # States saved before --full_input_stop existed made full-input pairs in every iteration.
-    state.setdefault("full_input_stop", state.get("iterations", RefineConfig.iterations))
+    if state.get("method") is not None:
+        state["method"] = REFINE["method"].canonical(state["method"], path)
+    _warn_retired(state, path)
     return RefineConfig.from_dict(state), int(state["iter_count"]), list(state.get("history", []))
+
+
+def _warn_retired(state, path):
+    """One warning per retired setting whose saved value differs from what the run continues with."""
+    method = REGISTRY.get(state.get("method"))
+    fixed = dict(RETIRED_SETTINGS, refresh_batch_norm=getattr(method, "refreshes_batch_norm", None))
+    if not state.get("full_input_fraction"):  # without full-input pairs their schedule changes nothing
+        for name in ("full_input_start", "full_input_stop", "full_input_measured"):
+            fixed.pop(name)
+    elif "full_input_stop" not in state:
+        state["full_input_stop"] = state.get("iterations")  # saved before that setting: every iteration
+    for name, now in fixed.items():
+        if name in state and now is not None and state[name] != now:
+            log.warning("%s: %s %r is no longer an option (docs/quality.md); the run continues with %r",
+                        path, name, state[name], now)

@@ -18,12 +18,9 @@ measured, ``mw_weight`` where only the target is, 0 where the target is not
 import functools
 
 import numpy as np
-import scipy.ndimage
 
 from isonet.refine.rotations import rotate
 from isonet.wedge import rotated_wedge_mask
-
-_SALT_ROTATION = 22
 
 
 @functools.lru_cache(maxsize=None)
@@ -43,37 +40,6 @@ def rotation_matrix(index):
     return matrix
 
 
-def random_rotation(rng):
-    """A rotation matrix drawn uniformly from SO(3) (QR of a Gaussian matrix, signs fixed), float64 (3, 3)."""
-    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
-def seeded_rotation(seed, iteration, index, orientation):
-    """The random rotation replacing orientation ``orientation`` of pair ``index`` in one iteration (seeded)."""
-    return random_rotation(np.random.default_rng([seed, iteration, _SALT_ROTATION, index, orientation]))
-
-
-def rotate_volume(volume, matrix):
-    """``v'(p') = v(R^T p')`` about the centre ``(n - 1) / 2``; cubic spline, mirrored outside, float32.
-
-    Parameters
-    ----------
-    volume : ndarray, shape (n, n, n)
-        Indexed ``[z, y, x]``.
-    matrix : ndarray, shape (3, 3)
-        Rotation ``R`` on ``(z, y, x)`` offsets.
-    """
-    volume = np.asarray(volume, dtype=np.float32)
-    centre = (np.array(volume.shape) - 1) / 2.0
-    inverse = np.asarray(matrix, dtype=np.float64).T
-    return scipy.ndimage.affine_transform(volume, inverse, offset=centre - inverse @ centre, order=3,
-                                          mode="mirror").astype(np.float32, copy=False)
-
-
 def loss_weights(input_mask, target_mask, mw_weight, measured_weight=1.0):
     """``Mt (measured_weight Mi + mw_weight (1 - Mi))``: the per-frequency weights of the masked loss, float32."""
     return (target_mask * (np.float32(measured_weight) * input_mask
@@ -88,8 +54,8 @@ def _fixed_rotation_weights(n, tilt_range, index, mw_weight, measured_weight):
     return weights
 
 
-def pair_weights(n, tilt_range, mw_weight, orientation, matrix=None, measured_weight=1.0):
-    """:func:`loss_weights` of a pair: fixed orientation ``orientation`` (cached, read-only), or ``matrix``.
+def pair_weights(n, tilt_range, mw_weight, orientation, measured_weight=1.0):
+    """:func:`loss_weights` of a pair in orientation ``orientation`` (cached, read-only).
 
     Parameters
     ----------
@@ -99,15 +65,14 @@ def pair_weights(n, tilt_range, mw_weight, orientation, matrix=None, measured_we
         Degrees.
     mw_weight : float
     orientation : int
-        0-19, used when ``matrix`` is None.
-    matrix : ndarray, shape (3, 3), optional
-        A random rotation (:func:`seeded_rotation`).
+        0-19 (:mod:`isonet.refine.rotations`).
     measured_weight : float
         Weight where input and target are both measured (0: the loss covers only the input's extra wedge).
+
+    Returns
+    -------
+    ndarray of float32, shape (n, n, n)
+        Full unshifted ``fftn`` layout.
     """
-    tilt_range = tuple(map(float, tilt_range))
-    if matrix is None:
-        return _fixed_rotation_weights(int(n), tilt_range, int(orientation), float(mw_weight),
-                                       float(measured_weight))
-    return loss_weights(rotated_wedge_mask(n, *tilt_range), rotated_wedge_mask(n, *tilt_range, matrix), mw_weight,
-                        measured_weight)
+    return _fixed_rotation_weights(int(n), tuple(map(float, tilt_range)), int(orientation), float(mw_weight),
+                                   float(measured_weight))

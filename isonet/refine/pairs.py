@@ -91,6 +91,9 @@ class PairMaker:
         Random streams are derived from ``(seed, iteration, subtomogram, orientation)``.
     """
 
+    #: The targets are plain cubes (the mean absolute error needs no weights).
+    target_channels = None
+
     def __init__(self, originals, previous, tilt_ranges, cube_size, noise_level=0.0, noise_banks=None,
                  percentile=True, seed=0, iteration=1):
         self.originals = list(originals)
@@ -118,10 +121,6 @@ class PairMaker:
         mask = wedge_masks(original.shape, [self.tilt_ranges[index]])[0]
         return normalize(merge(original, previous, mask), self.percentile)
 
-    def rotate(self, volume, rotations, index):
-        """Orientations ``rotations`` of ``volume`` (subtomogram ``index``), stacked; subclasses may change them."""
-        return rotate_all(volume, rotations)
-
     def pairs(self, index, rotations=None):
         """Input and target cubes of subtomogram ``index`` for some orientations.
 
@@ -140,7 +139,7 @@ class PairMaker:
         """
         started = time.perf_counter()
         rotations = list(range(N_ROTATIONS) if rotations is None else rotations)
-        rotated = self.rotate(self.merged(index), rotations, index)
+        rotated = rotate_all(self.merged(index), rotations)
         mask = wedge_masks(rotated.shape[1:], [self.tilt_ranges[index]])[0]
         x = np.ascontiguousarray(centre_crop(apply_wedge(rotated, mask), self.cube_size))
         y = np.ascontiguousarray(centre_crop(rotated, self.cube_size))
@@ -264,7 +263,7 @@ class PairStream:
         import tensorflow as tf
         cube = self.maker.cube_size
         spec = tf.TensorSpec((cube, cube, cube), tf.float32)
-        channels = getattr(self.maker, "target_channels", None)  # targets stacked with loss weights
+        channels = self.maker.target_channels  # None: plain target cubes; else stacked with loss weights
         target_spec = spec if channels is None else tf.TensorSpec((cube, cube, cube, channels), tf.float32)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

@@ -45,7 +45,7 @@ def validate_refine(config, subtomos, continue_from=None):
     ----------
     config : isonet.refine.config.RefineConfig
         Merged settings (the ranges of single settings are checked by the spec).
-    subtomos : isonet.refine.loop.Subtomograms
+    subtomos : isonet.refine.subtomograms.Subtomograms
         Subtomograms of ``config.subtomo_star``.
     continue_from : str, optional
         The refine JSON resumed from (a new network is not built then).

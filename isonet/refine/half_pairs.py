@@ -1,4 +1,4 @@
-"""The halves method of refine (``--method isonet2``): Noise2Noise across even/odd halves plus the wedge task.
+"""Training pairs of the halves method (``--method halves``): Noise2Noise across even/odd halves plus the wedge task.
 
 For subtomogram ``s``, orientation ``r`` (Noise2Noise after Lehtinen et al.
 2018, with the missing-wedge task of DeepDeWedge, Wiedemann & Heckel 2024,
@@ -13,31 +13,24 @@ and IsoNet 2):
    the other half ``b`` is the target;
 4. both are rotated by ``r``; the input gets the lab-frame wedge at crop size
    (an extra missing wedge), both are cut to the central cube;
-5. the target is ``b`` where the input is measured and, with ``mw_target``
-   ``"mean"`` (the default), the mean of both halves in the input's extra
-   wedge: the input holds nothing of ``a`` there, so ``a``'s noise in those
-   frequencies is independent of the input (up to the spectral leakage of
-   the crop, about one Fourier sample at the wedge edges, and what the
-   previous iteration's fill, computed from all of ``a``, carries of it) and
-   the target has twice the signal-to-noise ratio of ``b`` alone
-   (``"other"``: ``b`` everywhere, as DeepDeWedge and IsoNet 2); with
-   ``mw_guard`` > 0 the mean starts that many degrees beyond the input's
-   tilt limits and ``b`` alone fills the band in between, where the leaked
-   samples of ``a`` sit;
+5. the target is ``b`` where the input is measured and the mean of both
+   halves in the input's extra wedge: the input holds nothing of ``a``
+   there, so ``a``'s noise in those frequencies is independent of the input
+   (up to the spectral leakage of the crop and what the previous iteration's
+   fill carries of it), and the target has twice the signal-to-noise ratio
+   of ``b`` alone (DeepDeWedge and IsoNet 2 use ``b``; docs/halves.md);
 6. the loss (:mod:`isonet.refine.losses`) compares the spectra with weight 1
    where input and target are measured, ``mw_weight`` where only the target
    is, 0 where the target is not (its rotated wedge).
 
 With ``full_input_fraction`` > 0 that share of the pairs (a seeded coin per
-pair) takes the mean of both halves as input and target instead, the loss
-only in the input's extra wedge: the wedge task at the full tomogram's noise
-level, which predict sees (the measured region has no independent target);
-refine makes them in the iterations ``--full_input_start`` to
-``--full_input_stop`` (by default the first two) and passes 0 otherwise.
-With ``full_input_measured`` ``"previous"`` their target in the region the
-input measures is the mean of the previous iteration's predictions of both
-halves (weight 1, from iteration 2): the denoising learnt so far, taught at
-the full noise level too.
+pair) takes the mean of both halves as input: the wedge task at the full
+tomogram's noise level, which predict sees. Their target is that mean in the
+input's extra wedge and, where the input is measured, the mean of the
+previous iteration's predictions of both halves (the denoising learnt so far;
+no loss there at iteration 1). Refine makes them in the first
+:data:`FULL_INPUT_ITERATIONS` iterations and passes 0 afterwards, which
+relearns the denoising they cost.
 
 No noise is added to the inputs: the other half's independent noise does the
 denoising. In refine the network is applied to each half separately (the
@@ -51,22 +44,23 @@ import time
 
 import numpy as np
 
-from isonet.commands import FULL_INPUT_MEASURED, MW_TARGETS
 from isonet.errors import IsonetError
 from isonet.io.mrc import read_volume, write_volume
 from isonet.io.paths import file_root
 from isonet.io.star import HALF_SUBTOMO_LABELS, NORM_LABELS, has_halves, read_star, resolve_path
 from isonet.log import progress
 from isonet.normalize import apply_statistics
-from isonet.refine.fourier_weights import pair_weights, rotate_volume, seeded_rotation
+from isonet.refine.fourier_weights import pair_weights
 from isonet.refine.losses import stack_targets
 from isonet.refine.pairs import N_ROTATIONS, centre_crop
 from isonet.refine.rotations import rotate_all
 from isonet.refine.wedge_ops import apply_wedge, merge, wedge_masks
-from isonet.wedge import rotated_wedge_mask
 
 _SALT_SWAP = 21
 _SALT_FULL = 23
+#: Iterations (from the first) whose pairs include full-input ones: with the first alone, 2 of 3 seeds of a
+#: noisy cell tomogram ended with a worse Z resolution; later ones cost denoising (docs/quality.md).
+FULL_INPUT_ITERATIONS = 2
 
 
 def subtomo_star_has_halves(star_file):
@@ -76,18 +70,13 @@ def subtomo_star_has_halves(star_file):
                                                            for label in pair)
 
 
-def default_method(star_file):
-    """``isonet2`` when the subtomograms have halves, else ``isonet``."""
-    return "isonet2" if subtomo_star_has_halves(star_file) else "isonet"
-
-
 class HalfSubtomograms:
     """Half subtomogram files and their normalisation (mean, std) from subtomo.star, in row order."""
 
     def __init__(self, star_file):
         table = read_star(star_file)
         if not subtomo_star_has_halves(star_file):
-            raise IsonetError(f"{star_file}: --method isonet2 needs half subtomograms "
+            raise IsonetError(f"{star_file}: --method halves needs half subtomograms "
                               f"({', '.join(HALF_SUBTOMO_LABELS)} and {NORM_LABELS[1][0]}...): extract from a "
                               "tomograms.star that lists rlnTomoReconstructedTomogramHalf1/2")
         self.paths = [[resolve_path(p, star_file) for p in table[label]] for label in HALF_SUBTOMO_LABELS]
@@ -145,8 +134,9 @@ class HalfPairMaker:
     """Makes the training pairs of one iteration of the halves method (module docstring).
 
     Same interface as :class:`isonet.refine.pairs.PairMaker` (``pairs``,
-    ``len``, ``cube_size``, ``seed``, ``iteration``, ``busy_seconds``); the
-    targets are ``y_true`` stacks of :func:`isonet.refine.losses.stack_targets`.
+    ``len``, ``cube_size``, ``seed``, ``iteration``, ``noise_level``,
+    ``busy_seconds``); the targets are ``y_true`` stacks of
+    :func:`isonet.refine.losses.stack_targets`.
 
     Parameters
     ----------
@@ -161,27 +151,18 @@ class HalfPairMaker:
     previous_iteration : int
     mw_weight : float
         Loss weight of the frequencies missing from the input and measured in the target.
-    dc_weight : float
-        Weight of the data-consistency term (0: none).
-    random_rotations : bool
-        Uniform random rotations instead of the 20 fixed orientations.
     seed, iteration : int
-    mw_target : {"mean", "other"}
-        Target in the input's extra wedge: the mean of both halves, or the other half (module docstring).
-    mw_guard : float
-        Degrees beyond the tilt limits where the ``mean`` target stays the other half (0: none).
     full_input_fraction : float
-        Share of the pairs (a coin per pair) whose input is the mean of both halves, the full tomogram's
-        noise level that predict sees; their target is that mean and their loss covers only the input's
-        extra wedge (where the mean is measured and the input holds nothing of it), IsoNet 1's task.
-    full_input_measured : {"none", "previous"}
-        Target of the full-input pairs where the input is measured: none (weight 0), or the mean of the
-        previous iteration's predictions of both halves (weight 1; none without a previous iteration).
+        Share of the pairs (a coin per pair) whose input is the mean of both halves (module docstring).
     """
 
+    #: No noise is added: the other half's independent noise does the denoising.
+    noise_level = 0.0
+    #: Targets are stacked with their loss weights (:func:`isonet.refine.losses.stack_targets`).
+    target_channels = 2
+
     def __init__(self, subtomos, used, tilt_ranges, cube_size, previous_dir=None, previous_iteration=0,
-                 mw_weight=16.0, dc_weight=0.0, random_rotations=False, seed=0, iteration=1, mw_target="mean",
-                 mw_guard=0.0, full_input_fraction=0.0, full_input_measured="none"):
+                 mw_weight=16.0, seed=0, iteration=1, full_input_fraction=0.0):
         self.subtomos = subtomos
         self.used = [int(i) for i in used]
         self.tilt_ranges = [tuple(map(float, r)) for r in tilt_ranges]
@@ -189,20 +170,9 @@ class HalfPairMaker:
         self.previous_dir = previous_dir
         self.previous_iteration = int(previous_iteration)
         self.mw_weight = float(mw_weight)
-        self.dc_weight = float(dc_weight)
-        self.random_rotations = bool(random_rotations)
         self.seed = int(seed)
         self.iteration = int(iteration)
-        if mw_target not in MW_TARGETS:
-            raise IsonetError(f"--mw_target: expected one of {', '.join(MW_TARGETS)}, got {mw_target!r}")
-        self.mw_target = mw_target
-        self.mw_guard = float(mw_guard)
         self.full_input_fraction = float(full_input_fraction)
-        if full_input_measured not in FULL_INPUT_MEASURED:
-            raise IsonetError(f"--full_input_measured: expected one of {', '.join(FULL_INPUT_MEASURED)}, "
-                              f"got {full_input_measured!r}")
-        self.full_input_measured = full_input_measured
-        self.target_channels = 4 if self.dc_weight > 0 else 2
         self.busy_seconds = 0.0
         self._lock = threading.Lock()
 
@@ -232,49 +202,35 @@ class HalfPairMaker:
         Returns
         -------
         x : ndarray of float32, shape (len(rotations), cube, cube, cube)
-        y : ndarray of float32, shape (len(rotations), cube, cube, cube, 2 or 4)
+        y : ndarray of float32, shape (len(rotations), cube, cube, cube, 2)
         """
         started = time.perf_counter()
         rotations = list(range(N_ROTATIONS) if rotations is None else rotations)
         previous = [self.previous(index, half) for half in (0, 1)]
         halves = [self.merged(index, half, previous[half]) for half in (0, 1)]
-        denoised = None  # the full-input pairs' target where the input is measured
-        if self.full_input_measured == "previous" and previous[0] is not None:
-            denoised = 0.5 * (previous[0] + previous[1])
+        denoised = None if previous[0] is None else 0.5 * (previous[0] + previous[1])
         tilts = self.tilt_ranges[index]
         lab_mask = wedge_masks(halves[0].shape, [tilts])[0]
-        mean_outside = wedge_masks(halves[0].shape, [(max(tilts[0] - self.mw_guard, -90.0),
-                                                      min(tilts[1] + self.mw_guard, 90.0))])[0]
         mean = 0.5 * (halves[0] + halves[1])
         inputs, targets, weights = [], [], []
         for r in rotations:
             full = np.random.default_rng([self.seed, self.iteration, _SALT_FULL, index, r]).random() \
                 < self.full_input_fraction
             swap = np.random.default_rng([self.seed, self.iteration, _SALT_SWAP, index, r]).random() < 0.5
-            matrix = seeded_rotation(self.seed, self.iteration, index, r) if self.random_rotations else None
-
-            def rotated(volume):
-                return rotate_all(volume, [r])[0] if matrix is None else rotate_volume(volume, matrix)
-
-            weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r, matrix,
+            weights.append(pair_weights(self.cube_size, tilts, self.mw_weight, r,
                                         measured_weight=0.0 if full and denoised is None else 1.0))
             if full:  # the mean is input and target in the extra wedge; the measured region: see the docstring
-                source = target = rotated(mean)
+                source = target = rotate_all(mean, [r])[0]
                 if denoised is not None:
-                    target = merge(rotated(denoised), source, lab_mask)
+                    target = merge(rotate_all(denoised, [r])[0], source, lab_mask)
             else:
-                source, target = (rotated(halves[1]), rotated(halves[0])) if swap else \
-                    (rotated(halves[0]), rotated(halves[1]))
-                if self.mw_target == "mean":
-                    target = merge(target, 0.5 * (source + target), mean_outside)
+                source, target = rotate_all(halves[1] if swap else halves[0], [r])[0], \
+                    rotate_all(halves[0] if swap else halves[1], [r])[0]
+                target = merge(target, 0.5 * (source + target), lab_mask)
             inputs.append(apply_wedge(source, lab_mask))
             targets.append(target)
         x = np.ascontiguousarray(centre_crop(np.stack(inputs), self.cube_size))
-        y = centre_crop(np.stack(targets), self.cube_size)
-        dc = None
-        if self.dc_weight > 0:
-            dc = self.dc_weight * rotated_wedge_mask(self.cube_size, *tilts)
-        y = stack_targets(y, np.stack(weights), x if dc is not None else None, dc)
+        y = stack_targets(centre_crop(np.stack(targets), self.cube_size), np.stack(weights))
         with self._lock:
             self.busy_seconds += time.perf_counter() - started
         return x, y
