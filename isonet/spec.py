@@ -130,7 +130,10 @@ class Param:
         if raw is None or (isinstance(raw, str) and raw.strip() == "None" and self.kind != "text"):
             return None
         if self.kind == "choice":
-            value = self.canonical(parse_choice(raw, self.name, self.choices + tuple(a for a, _ in self.aliases)))
+            try:
+                value = self.canonical(parse_choice(raw, self.name, self.choices + tuple(a for a, _ in self.aliases)))
+            except UsageError:  # the message lists today's names only
+                value = parse_choice(raw, self.name, self.choices)
         elif self.kind == "text":
             value = parse_optional_text(_text(raw, self.name))
         else:

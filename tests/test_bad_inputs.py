@@ -256,7 +256,7 @@ CASES = [
     ("refine-pretrained-missing", ["refine", "subtomo.star", "--pretrained_model", "nothere.h5"], 1,
      "--pretrained_model nothere.h5: file not found"),
     ("refine-pool-3", ["refine", "subtomo.star", "--pool", "3"], 2, "--pool"),
-    ("refine-method-unknown", ["refine", "subtomo.star", "--method", "isonet3"], 2, "--method"),
+    ("refine-method-unknown", ["refine", "subtomo.star", "--method", "isonet3"], 2, "--method: expected one of isonet1, halves, got 'isonet3'"),
     ("refine-mw-weight-negative", ["refine", "subtomo.star", "--mw_weight", "-1"], 2, "--mw_weight"),
     ("refine-full-input-fraction-above-one", ["refine", "subtomo.star", "--full_input_fraction", "1.5"], 2,
      "--full_input_fraction: expected a value [0, 1]"),
