@@ -1,5 +1,6 @@
 """Shared test helpers: tiny volumes, the real-data folder, running the console command."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -35,3 +36,32 @@ def run_cli(*args, cwd=None, timeout=600):
     command = [sys.executable, script, *map(str, args)]
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """Run ``isonet.cli.main(ARGS)`` in this process, in folder ``cwd``, without a log file.
+
+    Returns ``(exit status, stdout, stderr)``. A subprocess costs seconds of start-up per call: the
+    error cases and small commands that never reach TensorFlow run here instead. The ``isonet``
+    logger that ``main`` configures is put back as it was afterwards.
+    """
+    from isonet.cli import main
+    logger = logging.getLogger("isonet")
+    saved = list(logger.handlers), logger.level, logger.propagate
+
+    def run(*args, cwd):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        status = main([*map(str, args), "--log_file="])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    yield run
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        logger.addHandler(handler)
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]

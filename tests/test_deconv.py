@@ -142,11 +142,11 @@ def test_cli_deconv_writes_files_and_star_columns(tmp_path, rng):
     assert np.corrcoef(expected.ravel(), produced.ravel())[0, 1] > 0.999
 
 
-def test_cli_deconv_missing_defocus_label_is_one_line_error(tmp_path):
+def test_cli_deconv_missing_defocus_label_is_one_line_error(tmp_path, run_main):
     write_volume(tmp_path / "t.mrc", np.zeros((4, 4, 4), np.float32))
     _write_star(tmp_path / "tomograms.star", {"rlnIndex": [1], "rlnMicrographName": ["t.mrc"],
                                               "rlnPixelSize": [10.0]})
-    result = run_cli("deconv", "tomograms.star", cwd=tmp_path)
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].startswith("ERROR: ")
-    assert "rlnDefocus" in result.stderr
+    status, _, err = run_main("deconv", "tomograms.star", cwd=tmp_path)
+    assert status == 1  # an input error
+    assert err.startswith("ERROR: ") and err.count("\n") == 1 and "rlnDefocus" in err
+    assert sorted(os.listdir(tmp_path)) == ["t.mrc", "tomograms.star"]

@@ -186,7 +186,7 @@ def test_table_lists_every_number(truth):
         assert label in table, label
 
 
-def test_evaluate_cli_writes_json(tmp_path, truth):
+def test_evaluate_cli_writes_json(tmp_path, truth, run_main):
     write_volume(tmp_path / "gt.mrc", truth, voxel_size=PIXEL)
     write_volume(tmp_path / "raw.mrc", -wedge_zeroed(truth), voxel_size=1.0)  # header of the GT is used
     result = run_cli("evaluate", "raw.mrc", "gt.mrc", "--json", "out/eval.json", cwd=tmp_path)
@@ -209,8 +209,8 @@ def test_evaluate_cli_writes_json(tmp_path, truth):
     assert saved["low_resolution_limit"] == pytest.approx(5.0 * 24 / 2.5)
 
     write_volume(tmp_path / "small.mrc", truth[:8], voxel_size=PIXEL)
-    mismatch = run_cli("evaluate", "small.mrc", "gt.mrc", cwd=tmp_path)
-    assert mismatch.returncode == 1 and "small.mrc" in mismatch.stderr and "shape" in mismatch.stderr
-    assert len(mismatch.stderr.strip().splitlines()) == 1
-    bad = run_cli("evaluate", "raw.mrc", "gt.mrc", "--resolution", "-3", cwd=tmp_path)
-    assert bad.returncode == 2 and "--resolution" in bad.stderr
+    status, _, err = run_main("evaluate", "small.mrc", "gt.mrc", cwd=tmp_path)
+    assert status == 1 and err.startswith("ERROR: ") and err.count("\n") == 1
+    assert "small.mrc" in err and "shape" in err
+    status, _, err = run_main("evaluate", "raw.mrc", "gt.mrc", "--resolution", "-3", cwd=tmp_path)
+    assert status == 2 and err.startswith("ERROR: --resolution")

@@ -178,7 +178,7 @@ def test_sign_mask_and_shape_errors(rng):
         fsc3d(volume, volume[:8], 1.0)
 
 
-def test_fsc3d_cli(tmp_path, rng):
+def test_fsc3d_cli(tmp_path, rng, run_main):
     volume = smooth_volume(rng, (16, 32, 32))
     write_volume(tmp_path / "a.mrc", volume, voxel_size=8.0)
     write_volume(tmp_path / "b.mrc", measured_copy(rng, volume), voxel_size=8.0)
@@ -195,7 +195,7 @@ def test_fsc3d_cli(tmp_path, rng):
     assert read_volume(tmp_path / "fsc/half_map.mrc").shape == (16, 16, 16)
     import matplotlib.image
     assert matplotlib.image.imread(tmp_path / "fsc/half.png").shape[:2] == (500, 800)
-    bad = run_cli("fsc3d", "a.mrc", "b.mrc", "--cone_angle", "0", cwd=tmp_path)
-    assert bad.returncode == 2 and "--cone_angle" in bad.stderr
-    finer = run_cli("fsc3d", "a.mrc", "b.mrc", "--low_resolution", "10", cwd=tmp_path)  # Nyquist: 16 Å
-    assert finer.returncode == 2 and "--low_resolution (10 Å) must be coarser than Nyquist (16 Å" in finer.stderr
+    status, _, err = run_main("fsc3d", "a.mrc", "b.mrc", "--cone_angle", "0", cwd=tmp_path)
+    assert status == 2 and err.startswith("ERROR: --cone_angle")
+    status, _, err = run_main("fsc3d", "a.mrc", "b.mrc", "--low_resolution", "10", cwd=tmp_path)  # Nyquist: 16 Å
+    assert status == 2 and err.startswith("ERROR: --low_resolution (10 Å) must be coarser than Nyquist (16 Å")

@@ -1,9 +1,9 @@
 """PNG pictures (isonet.evaluation.pictures) and ``isonet.py snapshot``."""
 
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from isonet.errors import IsonetError
 from isonet.evaluation.fourier import xz_power_spectrum
@@ -25,6 +25,17 @@ def only_file(folder, name):
     return sorted(p.name for p in folder.iterdir()) == [name]
 
 
+def row_panels(image, row):
+    """The pixels of snapshot row ``row`` right of the row label (which names the volume; 65 px wide)."""
+    height = snapshot_size(2)[0] - snapshot_size(1)[0]
+    return image[row * height:(row + 1) * height, 65:, :3]
+
+
+def color_pixels(image, color):
+    """Number of pixels of ``image`` (RGB or RGBA floats) drawn in the matplotlib colour ``color``."""
+    return int(np.all(np.abs(image[..., :3] - matplotlib.colors.to_rgb(color)) < 0.02, axis=-1).sum())
+
+
 def test_xz_power_spectrum_shows_the_wedge(rng):
     volume = rng.standard_normal((16, 12, 20))
     power = xz_power_spectrum(volume, chunk=5)
@@ -43,12 +54,14 @@ def test_save_snapshot_size_and_inputs(tmp_path, rng):
     write_volume(tmp_path / "vol.mrc", volume)
     out = tmp_path / "pictures"
     save_snapshot([volume, str(tmp_path / "vol.mrc"), volume[:, :16]], out / "snap.png", labels=["a", "b", "c"])
-    assert png_shape(out / "snap.png") == snapshot_size(3) == (3 * 460 + 30, 1150)
+    image = matplotlib.image.imread(out / "snap.png")
+    assert image.shape[:2] == snapshot_size(3) == (3 * 460 + 30, 1150)
     assert only_file(out, "snap.png")
+    # the array and its file are drawn alike; the cropped volume is not
+    assert np.abs(row_panels(image, 0) - row_panels(image, 1)).mean() < 1e-4
+    assert np.abs(row_panels(image, 0) - row_panels(image, 2)).mean() > 0.05
     save_snapshot([volume], out / "snap.png")  # replaces; default label
     assert png_shape(out / "snap.png") == (490, 1150)
-    image = matplotlib.image.imread(out / "snap.png")
-    assert image[..., :3].std() > 0.1  # something was drawn
     with pytest.raises(IsonetError, match="labels"):
         save_snapshot([volume, volume], out / "x.png", labels=["one"])
     with pytest.raises(IsonetError, match="difference"):
@@ -132,6 +145,7 @@ def test_refine_snapshot_shows_the_subtomogram_as_in_the_file(tmp_path):
 
 
 def test_plot_loss_curves(tmp_path):
+    """The PNG shows the training loss in blue and the validation loss in orange, each only where it exists."""
     history = [{"iteration": i, "loss": [1.0 / i, 0.9 / i], "val_loss": [1.1 / i, 1.0 / i],
                 "noise_level": 0.0 if i < 3 else 0.05 * (i - 2)} for i in range(1, 6)]
     plot_loss_curves(history, tmp_path / "loss.png", noise_changes=(2,))
@@ -139,7 +153,13 @@ def test_plot_loss_curves(tmp_path):
     # Missing validation loss and an empty history are drawn too.
     plot_loss_curves([{"iteration": 1, "loss": [0.5, 0.4], "noise_level": 0.0}], tmp_path / "b.png")
     plot_loss_curves([], tmp_path / "c.png")
-    assert png_shape(tmp_path / "b.png") == png_shape(tmp_path / "c.png") == (500, 800)
+    images = {name: matplotlib.image.imread(tmp_path / f"{name}.png") for name in ("loss", "b", "c")}
+    assert all(image.shape[:2] == (500, 800) for image in images.values())
+    counts = {name: (color_pixels(image, "tab:blue"), color_pixels(image, "tab:orange"))
+              for name, image in images.items()}
+    assert counts["loss"][0] > 200 and counts["loss"][1] > 200  # two curves of five points and the legend
+    assert counts["b"][0] > 20 and counts["b"][1] == 0  # one training point, no validation loss
+    assert counts["c"] == (0, 0)
 
 
 def test_loss_plot_has_one_point_per_iteration_on_integer_ticks():
@@ -158,29 +178,62 @@ def test_loss_plot_has_one_point_per_iteration_on_integer_ticks():
     assert dashed == [2.5]  # the noise switch, between iterations 2 and 3
 
 
-def test_plot_fsc(tmp_path):
+def test_plot_fsc(tmp_path, monkeypatch):
+    """Each curve is drawn against frequency with its label and colour, beside the 0.5 and 0.143 thresholds."""
+    import isonet.evaluation.pictures as pictures
+    figures = []
+    save = pictures._save
+    monkeypatch.setattr(pictures, "_save", lambda figure, path: (figures.append(figure), save(figure, path)))
     frequency = np.linspace(0.005, 0.05, 10)
-    plot_fsc(frequency, {"x": np.linspace(1, 0, 10), "z": np.linspace(0.5, -0.1, 10), "other": np.ones(10)},
-             tmp_path / "fsc.png", title="test")
-    assert png_shape(tmp_path / "fsc.png") == (500, 800)
+    curves = {"x": np.linspace(1, 0, 10), "z": np.linspace(0.5, -0.1, 10), "other": np.ones(10)}
+    plot_fsc(frequency, curves, tmp_path / "fsc.png", title="test")
+    assert png_shape(tmp_path / "fsc.png") == (500, 800) and only_file(tmp_path, "fsc.png")
+    (axes,) = figures[0].axes
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    for label, name, color in (("X cone", "x", "tab:blue"), ("Z cone", "z", "tab:red"), ("other", "other", None)):
+        np.testing.assert_array_equal(lines[label].get_xdata(), frequency)
+        np.testing.assert_array_equal(lines[label].get_ydata(), curves[name])
+        if color:
+            assert matplotlib.colors.same_color(lines[label].get_color(), color)
+    levels = sorted(line.get_ydata()[0] for line in axes.get_lines() if line.get_linestyle() == "-.")
+    assert levels == [0.143, 0.5]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["X cone", "Z cone", "other"]
+    assert axes.get_xlim() == (0.0, 0.05) and axes.get_ylim() == (-0.2, 1.05) and axes.get_title() == "test"
+    assert axes.get_xlabel() == "spatial frequency (1/Å)" and axes.get_ylabel() == "FSC"
+    image = matplotlib.image.imread(tmp_path / "fsc.png")
+    assert color_pixels(image, "tab:red") > 100 and color_pixels(image, "tab:blue") > 100
 
 
-def test_snapshot_cli(tmp_path, rng):
+def test_snapshot_cli(tmp_path, rng, run_main):
+    """One row per volume, then the difference row in colour; bad arguments are refused with the right status."""
     for name in ("raw.mrc", "corrected.mrc"):
         write_volume(tmp_path / name, rng.standard_normal((8, 16, 16)).astype(np.float32))
-    result = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--out", "view.png", "--labels", "raw,corrected",
-                     cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert png_shape(tmp_path / "view.png") == snapshot_size(2)
-    result = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--difference", "--out", "diff.png", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert png_shape(tmp_path / "diff.png") == snapshot_size(3)
+    status, _, err = run_main("snapshot", "raw.mrc", "corrected.mrc", "--out", "view.png", "--labels",
+                              "raw,corrected", cwd=tmp_path)
+    assert status == 0, err
+    view = matplotlib.image.imread(tmp_path / "view.png")
+    assert view.shape[:2] == snapshot_size(2)
+    status, _, err = run_main("snapshot", "raw.mrc", "corrected.mrc", "--difference", "--out", "diff.png",
+                              cwd=tmp_path)
+    assert status == 0, err
+    diff = matplotlib.image.imread(tmp_path / "diff.png")
+    assert diff.shape[:2] == snapshot_size(3)
+    for row in (0, 1):  # the same volumes drawn the same way, whatever the labels (up to a few edge pixels)
+        assert np.abs(row_panels(diff, row) - row_panels(view, row)).mean() < 1e-4
+    assert np.abs(row_panels(view, 0) - row_panels(view, 1)).mean() > 0.05  # two different volumes
+
+    def blue(image, row):
+        panels = row_panels(image, row)
+        return int((panels[..., 2] - panels[..., 0] > 0.3).sum())
+    assert blue(diff, 0) == blue(diff, 1) == 0 and blue(diff, 2) > 1000  # grey rows, then the blue-red difference
+
     write_volume(tmp_path / "other.mrc", rng.standard_normal((8, 16, 12)).astype(np.float32))
-    bad = run_cli("snapshot", "raw.mrc", "other.mrc", "--difference", cwd=tmp_path)
-    assert bad.returncode == 2 and "--difference" in bad.stderr and "one shape" in bad.stderr
-    bad = run_cli("snapshot", "raw.mrc", "--difference", cwd=tmp_path)
-    assert bad.returncode == 2 and "--difference: needs two or more volumes" in bad.stderr
-    bad = run_cli("snapshot", "raw.mrc", "corrected.mrc", "--labels", "raw", cwd=tmp_path)
-    assert bad.returncode == 2 and "--labels" in bad.stderr
-    missing = run_cli("snapshot", "absent.mrc", cwd=tmp_path)
-    assert missing.returncode == 1 and "absent.mrc" in missing.stderr
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv, status, text in [
+            (("raw.mrc", "other.mrc", "--difference"), 2, "expected one shape"),
+            (("raw.mrc", "--difference"), 2, "--difference: needs two or more volumes"),
+            (("raw.mrc", "corrected.mrc", "--labels", "raw"), 2, "--labels: 1 labels for 2 volumes"),
+            (("absent.mrc",), 1, "absent.mrc")]:
+        code, _, err = run_main("snapshot", *argv, cwd=tmp_path)
+        assert code == status and err.startswith("ERROR: ") and err.count("\n") == 1 and text in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -66,7 +66,7 @@ def test_disk_usage_groups(tmp_path):
     assert total == sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)) == sum(sizes.values())
 
 
-def test_refresh_report_and_cli(tmp_path, caplog):
+def test_refresh_report_and_cli(tmp_path, caplog, run_main):
     folder = _fake_run(str(tmp_path / "results"), done=2, planned=2)
     refresh_report(folder)
     with open(os.path.join(folder, "report.html")) as handle:
@@ -81,5 +81,5 @@ def test_refresh_report_and_cli(tmp_path, caplog):
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "copy.html") as handle:
         assert _embedded(handle.read(), os.path.join(folder, "snapshot_iter02.png"))
-    missing = run_cli("report", "nowhere", cwd=tmp_path)
-    assert missing.returncode == 1 and "nowhere: folder not found" in missing.stderr
+    status, _, err = run_main("report", "nowhere", cwd=tmp_path)
+    assert status == 1 and err.startswith("ERROR: ") and "nowhere: folder not found" in err

@@ -66,10 +66,10 @@ def test_cli_resize_writes_files_and_star(tmp_path, rng):
     assert not os.path.exists(tmp_path / "tomograms_resized" / "a.mrc")
 
 
-def test_cli_resize_missing_tomogram_is_one_line_error(tmp_path):
+def test_cli_resize_missing_tomogram_is_one_line_error(tmp_path, run_main):
     write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": ["nope.mrc"], "rlnPixelSize": [10.0]}),
                tmp_path / "tomograms.star")
-    result = run_cli("resize", "tomograms.star", "--apix", "20", cwd=tmp_path)
-    assert result.returncode != 0
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("ERROR: ") and "nope.mrc" in last
+    status, _, err = run_main("resize", "tomograms.star", "--apix", "20", cwd=tmp_path)
+    assert status == 1  # an input error
+    assert err.startswith("ERROR: ") and err.count("\n") == 1 and "nope.mrc" in err
+    assert sorted(os.listdir(tmp_path)) == ["tomograms.star"]
