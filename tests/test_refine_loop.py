@@ -119,7 +119,8 @@ def test_predictions_fill_the_missing_wedge(run):
     for i, tilts in enumerate([(-60, 60), (-45, 55)]):
         before = read_volume(os.path.join(folder, "results", f"sub_{i}_iter00.mrc"))
         after = read_volume(os.path.join(folder, "results", f"sub_{i}_iter01.mrc"))
-        # before: zero up to rounding; after 24 tiny steps the network has put energy into the wedge
+        # Plumbing: the wedge-filtered stand-ins are written with an empty wedge, and the first network's
+        # predictions replace them. Whether the fill is right is tested end to end (test_end_to_end.py).
         assert _missing_fraction(before, tilts) < 1e-12
         assert _missing_fraction(after, tilts) > 1e-7
 
