@@ -1,0 +1,236 @@
+"""End to end: simulate -> make_mask -> extract -> refine -> predict -> evaluate, both methods.
+
+Does the product do its job? One small simulated tomogram with half tomograms and ground truth
+(:data:`DATASET`); each method trained with the same tiny budget (:data:`BUDGET`); the whole
+tomogram corrected and scored against the truth by :func:`isonet.evaluation.metrics.evaluate`.
+The corrected tomogram must beat the raw one in the missing wedge (correlation in the 10-30° band
+beyond the tilt limits) and along Z (FSC 0.143 resolution in the Z cone, which for ±60° lies
+inside the missing wedge). Two checks on the training pairs that the same runs write
+(``--data_dir``) cover what the scores cannot see at this budget: IsoNet 1's targets take the
+previous iteration's predictions into their missing wedge (the merge), and the halves method's
+inputs and targets are the two halves of one subtomogram (the pairing).
+
+Training seeds 0-3 on the same data (2 cores of an AMD EPYC, Zen 3, AVX2 only, shared with a
+benchmark; seconds: refine + predict, wall clock; the first run of a process also pays
+TensorFlow's start). The tests train seed 0 (:data:`SEED`) once per method. Raw tomogram:
+band -0.009, Z 106.7 Å (the first shell scored: the raw Z cone never reaches 0.143).
+
+====  =========================  =========================
+seed  isonet1: band / Z Å / s    halves: band / Z Å / s
+====  =========================  =========================
+0     0.597 / 90.0 / 69          0.749 / 67.4 / 81
+1     0.315 / 65.2 / 73          0.523 / 67.7 / 75
+2     0.371 / 50.2 / 74          0.756 / 46.6 / 73
+3     0.617 / 84.2 / 69          0.776 / 87.1 / 73
+====  =========================  =========================
+
+Smallest improvements over the raw tomogram: isonet1 band +0.324 (seed 1), Z -16.6 Å (seed 0);
+halves band +0.532 (seed 1), Z -19.6 Å (seed 3). Margins (:data:`MARGINS`): half of those
+(isonet1 band 0.16, Z 8 Å; halves Z 10 Å), except the halves' band: 0.43, halfway between its
+worst seed (+0.532) and the best seed with the masked loss's wedge weight at 0 (+0.331; seeds 0-3
+of that break: band 0.322 / 0.026 / 0.042 / 0.246), so that the break fails the test with 0.1 of
+room either side. The pairs: IsoNet 1's targets of iteration 4 differ from those of iteration 1
+by 0.32-0.36 of their norm (median over the pairs), 0.73-0.77 of that change in the missing wedge
+(0.48 of the frequencies); the halves' input/target correlation at iteration 4 is 0.34-0.39.
+Thresholds: 0.15, 0.6 and 0.17.
+
+Deliberate breaks, seed 0 (run by hand, not committed):
+
+* the wedge merge returning the original (``wedge_ops.merge``, or only in IsoNet 1's
+  ``PairMaker.merged``): ``test_isonet1_trains_on_merged_subtomograms`` fails (change 0.000).
+  The scores do not see it at this budget (isonet1 band 0.560 / 0.491 on seeds 0 / 3, halves
+  0.756 / 0.184 on seeds 0 / 1): a 32-voxel crop leaks as much power into its wedge as the
+  fills of 160 steps put there.
+* the masked loss's wedge weight 0 (``fourier_weights.pair_weights``): ``test_halves_restores``
+  fails (band 0.322 against 0.421 required).
+* half 2 replaced by noise (``halves.HalfSubtomograms.normalised``):
+  ``test_halves_pairs_the_two_halves`` fails (correlation 0.001). The scores do not see it (band
+  0.637 / 0.579 on seeds 0 / 1): the target in the input's extra wedge is the mean of both halves,
+  which still holds the input half's own wedge; and at this budget the network does not denoise
+  (measured-region correlation 0.92-0.94 against the raw 0.94).
+"""
+
+import glob
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from isonet.evaluation.metrics import evaluate
+from isonet.io.mrc import read_volume
+from isonet.io.star import resolve_path
+from isonet.wedge import wedge_mask
+
+#: The refine ``--method`` of each method (the names change in one place).
+METHODS = {"isonet1": "isonet", "halves": "isonet2"}
+
+#: The simulated tomogram: (z, y, x) voxels at 10 Å, ±60° every 3°, no CTF. SNR 10 per projection: at
+#: this budget IsoNet 1's network fills nothing reliably from noisier data (SNR 1-5, seeds 0-1: band
+#: between -0.12 and 0.49 from one iteration to the next).
+DATASET = dict(shape=(32, 96, 96), pixel_size=10.0, tilt_min=-60.0, tilt_max=60.0, tilt_step=3.0, snr=10.0,
+               defocus=0.0, number_subtomos=40, seed=0, scene="cell", halves=True)
+CUBE_SIZE, CROP_SIZE = 16, 32
+PREDICT_CUBE, PREDICT_CROP = 32, 48
+#: The training budget of both methods: 160 steps of 16-voxel cubes.
+BUDGET = dict(iterations=4, epochs=1, steps_per_epoch=40, batch_size=4, filter_base=8)
+#: Options of one method. IsoNet 1 re-estimates its batch statistics before predicting: after 40 steps
+#: per iteration Keras's moving averages lag behind the weights and its fills swing from one iteration
+#: to the next (band -0.17 to 0.09 on seed 0 without; docs/quality.md).
+OPTIONS = {"isonet1": dict(refresh_batch_norm=True), "halves": {}}
+#: The training seed of the tests.
+SEED = 0
+
+#: Least improvement over the raw tomogram (see the module docstring): 10-30° band, and Z FSC 0.143 in Å.
+MARGINS = {"isonet1": dict(band=0.16, z=8.0), "halves": dict(band=0.43, z=10.0)}
+
+
+def simulate_dataset(folder):
+    """Simulate, mask and extract the dataset into ``folder``; returns its paths and the raw scores."""
+    from isonet.preprocess.extract import extract_subtomograms
+    from isonet.preprocess.mask import make_masks
+    from isonet.simulate import run_simulation
+
+    star = os.path.join(folder, "tomograms.star")
+    run_simulation(folder, n_tomos=1, **DATASET)
+    make_masks(star, mask_folder=os.path.join(folder, "mask"), patch_size=4, density_percentage=50,
+               std_percentage=50, z_crop=0.2)
+    subtomo_star = os.path.join(folder, "subtomo.star")
+    extract_subtomograms(star, subtomo_folder=os.path.join(folder, "subtomo"), subtomo_star=subtomo_star,
+                         cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=0)
+    truth = read_volume(os.path.join(folder, "ground_truth", "tomo_01.mrc"))
+    raw = scores(read_volume(os.path.join(folder, "tomograms", "tomo_01.mrc")), truth)
+    return dict(folder=folder, star=star, subtomo_star=subtomo_star, truth=truth, raw=raw)
+
+
+def scores(volume, truth):
+    """The numbers the tests compare: 10-30° wedge band, Z and X FSC 0.143 (Å), measured region, wedge power."""
+    result = evaluate(volume, truth, DATASET["pixel_size"], DATASET["tilt_min"], DATASET["tilt_max"])
+    return dict(band=result["wedge_bands"]["10-30"], z=result["fsc"]["z"]["0.143"], x=result["fsc"]["x"]["0.143"],
+                measured=result["correlation"]["measured"], wedge_power=result["wedge_power"]["relative"])
+
+
+def train_and_score(dataset, name, seed, folder):
+    """refine -> predict -> evaluate one method; returns the scores, ``seconds`` and the checks of its pairs.
+
+    refine writes its training pairs to ``<folder>/pairs`` (about 110 MB); they are measured
+    (``merge``: :func:`merge_change` of IsoNet 1's, ``pairing``: :func:`pair_correlation` of the
+    halves method's) and deleted before predict.
+    """
+    from isonet.predict.predict import predict_tomograms
+    from isonet.refine.config import RefineConfig
+    from isonet.refine.loop import model_path, refine
+
+    result_dir, pairs = os.path.join(folder, "results"), os.path.join(folder, "pairs")
+    started = time.perf_counter()
+    refine(RefineConfig.from_cli(dict(BUDGET, **OPTIONS[name], method=METHODS[name], seed=seed, gpuID=[],
+                                      subtomo_star=dataset["subtomo_star"], result_dir=result_dir,
+                                      data_dir=pairs)))
+    checks = {"isonet1": dict(merge=merge_change(pairs, BUDGET["iterations"])),
+              "halves": dict(pairing=pair_correlation(pairs, BUDGET["iterations"]))}[name]
+    shutil.rmtree(pairs)
+    # predict records its output in the STAR file it reads: a copy beside the data (relative paths).
+    star = os.path.join(dataset["folder"], f"tomograms_{os.path.basename(folder)}.star")
+    shutil.copy(dataset["star"], star)
+    table = predict_tomograms(star, model_path(result_dir, BUDGET["iterations"]),
+                              output_dir=os.path.join(folder, "corrected"), gpu_ids=[], cube_size=PREDICT_CUBE,
+                              crop_size=PREDICT_CROP)
+    seconds = time.perf_counter() - started
+    corrected = read_volume(resolve_path(table["rlnCorrectedTomoName"].iloc[0], star))
+    return dict(scores(corrected, dataset["truth"]), seconds=seconds, **checks)
+
+
+def pair_files(pairs, iteration, kind):
+    """``{k: path}`` of the dumped ``kind`` (``x`` input, ``y`` target) cubes of one iteration (train and test)."""
+    found = glob.glob(os.path.join(pairs, f"iter{iteration:02d}", f"*_{kind}", f"{kind}_*.mrc"))
+    return {int(os.path.basename(p)[2:-4]): p for p in found}
+
+
+def unrotate(volume, index):
+    """Undo orientation ``index`` of refine's 20 (:mod:`isonet.refine.rotations`)."""
+    from isonet.refine.rotations import ROTATIONS
+
+    (axes1, k1), (axes2, k2) = ROTATIONS[index]
+    return np.rot90(np.rot90(volume, -k2, axes=axes2), -k1, axes=axes1)
+
+
+def merge_change(pairs, last):
+    """How IsoNet 1's targets changed from iteration 1 (no predictions yet) to ``last``, over all pairs.
+
+    Returns the median over the pairs of (the part of the target of ``last`` not explained by that of
+    iteration 1, relative to the target) and of (the share of that part's power in the lab-frame missing
+    wedge, the pair's rotation undone). The merge puts the previous predictions into the missing wedge
+    only: a large change, most of it in the wedge.
+    """
+    first, final = pair_files(pairs, 1, "y"), pair_files(pairs, last, "y")
+    wedge = None
+    changes, shares = [], []
+    for k in sorted(set(first) & set(final)):
+        before, after = read_volume(first[k]).astype(np.float64), read_volume(final[k]).astype(np.float64)
+        before, after = before - before.mean(), after - after.mean()
+        residual = after - (np.vdot(before, after) / np.vdot(before, before)) * before
+        changes.append(np.linalg.norm(residual) / np.linalg.norm(after))
+        if wedge is None:
+            wedge = wedge_mask(residual.shape, DATASET["tilt_min"], DATASET["tilt_max"]) == 0
+        power = np.abs(np.fft.fftn(unrotate(residual, k % 20))) ** 2
+        shares.append(power[np.broadcast_to(wedge, power.shape)].sum() / max(power.sum(), 1e-30))
+    assert len(changes) >= 100, f"{len(changes)} pairs found in {pairs}"
+    return float(np.median(changes)), float(np.median(shares)), float(wedge.mean())
+
+
+def pair_correlation(pairs, iteration):
+    """Median over the pairs of ``iteration`` of the correlation between input and target cubes."""
+    inputs, targets = pair_files(pairs, iteration, "x"), pair_files(pairs, iteration, "y")
+    values = [np.corrcoef(read_volume(inputs[k]).ravel(), read_volume(targets[k]).ravel())[0, 1]
+              for k in sorted(set(inputs) & set(targets))]
+    assert len(values) >= 100, f"{len(values)} pairs found in {pairs}"
+    return float(np.median(values))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return simulate_dataset(str(tmp_path_factory.mktemp("e2e_data")))
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    """``trained(name)``: :func:`train_and_score` of method ``name`` with :data:`SEED` (once per module)."""
+    runs = {}
+
+    def get(name):
+        if name not in runs:
+            runs[name] = train_and_score(dataset, name, SEED, str(tmp_path_factory.mktemp(name)))
+        return runs[name]
+    return get
+
+
+def check_restores(dataset, run, name):
+    raw, margin = dataset["raw"], MARGINS[name]
+    summary = (f"{name} (seed {SEED}): band {run['band']:.3f}, Z {run['z']:.1f} Å; raw: band {raw['band']:.3f}, "
+               f"Z {raw['z']:.1f} Å; measured {run['measured']:.3f} (raw {raw['measured']:.3f}), wedge power "
+               f"{run['wedge_power']:.3f} (raw {raw['wedge_power']:.3f})")
+    assert run["band"] >= raw["band"] + margin["band"], "missing wedge not restored: " + summary
+    assert run["z"] <= raw["z"] - margin["z"], "Z resolution not improved: " + summary
+
+
+def test_isonet1_restores(dataset, trained):
+    check_restores(dataset, trained("isonet1"), "isonet1")
+
+
+def test_halves_restores(dataset, trained):
+    check_restores(dataset, trained("halves"), "halves")
+
+
+def test_isonet1_trains_on_merged_subtomograms(trained):
+    """From iteration 2 IsoNet 1's targets hold the previous predictions in their missing wedge."""
+    change, share, wedge = trained("isonet1")["merge"]
+    assert change >= 0.15 and share >= 0.6, (
+        f"targets of iteration {BUDGET['iterations']} against iteration 1: change {change:.3f}, {share:.2f} of it "
+        f"in the missing wedge ({wedge:.2f} of the frequencies)")
+
+
+def test_halves_pairs_the_two_halves(trained):
+    """The halves method's inputs and targets are the two halves of one subtomogram: they correlate."""
+    correlation = trained("halves")["pairing"]
+    assert correlation >= 0.17, f"input/target correlation {correlation:.3f} at iteration {BUDGET['iterations']}"
