@@ -10,40 +10,39 @@ inside the missing wedge). Two checks on the training pairs that the same runs w
 previous iteration's predictions into their missing wedge (the merge), and the halves method's
 inputs and targets are the two halves of one subtomogram (the pairing).
 
-Training seeds 0-3 on the same data (2 cores of an AMD EPYC, Zen 3, AVX2 only, shared with a
-benchmark; seconds: refine + predict, wall clock; the first run of a process also pays
-TensorFlow's start). The tests train seed 0 (:data:`SEED`) once per method. Raw tomogram:
-band -0.009, Z 106.7 Å (the first shell scored: the raw Z cone never reaches 0.143).
+Training seeds 0-3 on the same data (2 cores of an AMD EPYC with AVX-512, shared with other jobs;
+seconds: refine + predict, wall clock). The tests train seed 0 (:data:`SEED`) once per method. Raw
+tomogram: band -0.009, Z 106.7 Å (the first shell scored: the raw Z cone never reaches 0.143).
+IsoNet 1's network is predicted with settled batch statistics (:data:`SETTLE_BATCH_STATISTICS`).
 
 ====  =========================  =========================
 seed  isonet1: band / Z Å / s    halves: band / Z Å / s
 ====  =========================  =========================
-0     0.597 / 90.0 / 69          0.749 / 67.4 / 81
-1     0.315 / 65.2 / 73          0.523 / 67.7 / 75
-2     0.371 / 50.2 / 74          0.756 / 46.6 / 73
-3     0.617 / 84.2 / 69          0.776 / 87.1 / 73
+0     0.281 / 72.0 / 86          0.749 / 67.4 / 81
+1     0.291 / 64.0 / 50          0.523 / 67.7 / 75
+2     0.430 / 51.6 / 57          0.756 / 46.6 / 73
+3     0.578 / 49.6 / 50          0.776 / 87.1 / 73
 ====  =========================  =========================
 
-Smallest improvements over the raw tomogram: isonet1 band +0.324 (seed 1), Z -16.6 Å (seed 0);
-halves band +0.532 (seed 1), Z -19.6 Å (seed 3). Margins (:data:`MARGINS`): half of those
-(isonet1 band 0.16, Z 8 Å; halves Z 10 Å), except the halves' band: 0.43, halfway between its
-worst seed (+0.532) and the best seed with the masked loss's wedge weight at 0 (+0.331; seeds 0-3
-of that break: band 0.322 / 0.026 / 0.042 / 0.246), so that the break fails the test with 0.1 of
-room either side. The pairs: IsoNet 1's targets of iteration 4 differ from those of iteration 1
-by 0.32-0.36 of their norm (median over the pairs), 0.73-0.77 of that change in the missing wedge
-(0.48 of the frequencies); the halves' input/target correlation at iteration 4 is 0.34-0.39.
-Thresholds: 0.15, 0.6 and 0.17.
+Smallest improvements over the raw tomogram: isonet1 band +0.290, Z -34.7 Å (seed 0); halves band
++0.532 (seed 1), Z -19.6 Å (seed 3). Margins (:data:`MARGINS`): half of those (isonet1 band 0.14,
+Z 17 Å; halves Z 10 Å), except the halves' band: 0.43, halfway between its worst seed (+0.532) and
+the best seed with the masked loss's wedge weight at 0 (+0.331; seeds 0-3 of that break: band
+0.322 / 0.026 / 0.042 / 0.246), so that the break fails the test with 0.1 of room either side. The
+pairs: IsoNet 1's targets of iteration 4 differ from those of iteration 1 by 0.28-0.30 of their
+norm (median over the pairs), 0.74-0.75 of that change in the missing wedge (0.48 of the
+frequencies); the halves' input/target correlation at iteration 4 is 0.34-0.39. Thresholds: 0.15,
+0.6 and 0.17.
 
 Deliberate breaks, seed 0 (run by hand, not committed):
 
 * the wedge merge returning the original (``wedge_ops.merge``, or only in IsoNet 1's
   ``PairMaker.merged``): ``test_isonet1_trains_on_merged_subtomograms`` fails (change 0.000).
-  The scores do not see it at this budget (isonet1 band 0.560 / 0.491 on seeds 0 / 3, halves
-  0.756 / 0.184 on seeds 0 / 1): a 32-voxel crop leaks as much power into its wedge as the
-  fills of 160 steps put there.
+  The scores do not see it at this budget (halves band 0.756 / 0.184 on seeds 0 / 1): a 32-voxel
+  crop leaks as much power into its wedge as the fills of 160 steps put there.
 * the masked loss's wedge weight 0 (``fourier_weights.pair_weights``): ``test_halves_restores``
   fails (band 0.322 against 0.421 required).
-* half 2 replaced by noise (``halves.HalfSubtomograms.normalised``):
+* half 2 replaced by noise (``half_pairs.HalfSubtomograms.normalised``):
   ``test_halves_pairs_the_two_halves`` fails (correlation 0.001). The scores do not see it (band
   0.637 / 0.579 on seeds 0 / 1): the target in the input's extra wedge is the mean of both halves,
   which still holds the input half's own wedge; and at this budget the network does not denoise
@@ -64,7 +63,7 @@ from isonet.io.star import resolve_path
 from isonet.wedge import wedge_mask
 
 #: The refine ``--method`` of each method (the names change in one place).
-METHODS = {"isonet1": "isonet", "halves": "isonet2"}
+METHODS = {"isonet1": "isonet1", "halves": "halves"}
 
 #: The simulated tomogram: (z, y, x) voxels at 10 Å, ±60° every 3°, no CTF. SNR 10 per projection: at
 #: this budget IsoNet 1's network fills nothing reliably from noisier data (SNR 1-5, seeds 0-1: band
@@ -75,15 +74,18 @@ CUBE_SIZE, CROP_SIZE = 16, 32
 PREDICT_CUBE, PREDICT_CROP = 32, 48
 #: The training budget of both methods: 160 steps of 16-voxel cubes.
 BUDGET = dict(iterations=4, epochs=1, steps_per_epoch=40, batch_size=4, filter_base=8)
-#: Options of one method. IsoNet 1 re-estimates its batch statistics before predicting: after 40 steps
-#: per iteration Keras's moving averages lag behind the weights and its fills swing from one iteration
-#: to the next (band -0.17 to 0.09 on seed 0 without; docs/quality.md).
-OPTIONS = {"isonet1": dict(refresh_batch_norm=True), "halves": {}}
+#: IsoNet 1's method keeps Keras's moving batch statistics (as IsoNet 1 does). After 40 steps per iteration
+#: they lag behind the weights, and its output in inference mode swings from run to run (seeds 0/1: band
+#: 0.364/0.060 with 2 x 100 steps, 0.159/0.008 with 3 x 60 steps, the last a blow-up: wedge power 7.5);
+#: users train 10 x 200 steps per iteration, where the averages settle. So the test re-estimates the final
+#: network's statistics from its training inputs before predicting (:func:`settle_batch_statistics`), as
+#: the halves method does after every iteration.
+SETTLE_BATCH_STATISTICS = {"isonet1": True, "halves": False}
 #: The training seed of the tests.
 SEED = 0
 
 #: Least improvement over the raw tomogram (see the module docstring): 10-30° band, and Z FSC 0.143 in Å.
-MARGINS = {"isonet1": dict(band=0.16, z=8.0), "halves": dict(band=0.43, z=10.0)}
+MARGINS = {"isonet1": dict(band=0.14, z=17.0), "halves": dict(band=0.43, z=10.0)}
 
 
 def simulate_dataset(folder):
@@ -120,25 +122,50 @@ def train_and_score(dataset, name, seed, folder):
     """
     from isonet.predict.predict import predict_tomograms
     from isonet.refine.config import RefineConfig
-    from isonet.refine.loop import model_path, refine
+    from isonet.refine.loop import refine
+    from isonet.refine.outputs import model_path
 
     result_dir, pairs = os.path.join(folder, "results"), os.path.join(folder, "pairs")
     started = time.perf_counter()
-    refine(RefineConfig.from_cli(dict(BUDGET, **OPTIONS[name], method=METHODS[name], seed=seed, gpuID=[],
+    refine(RefineConfig.from_cli(dict(BUDGET, method=METHODS[name], seed=seed, gpuID=[],
                                       subtomo_star=dataset["subtomo_star"], result_dir=result_dir,
                                       data_dir=pairs)))
+    model = model_path(result_dir, BUDGET["iterations"])
+    if SETTLE_BATCH_STATISTICS[name]:
+        model = settle_batch_statistics(dataset["subtomo_star"], result_dir, BUDGET["iterations"])
     checks = {"isonet1": dict(merge=merge_change(pairs, BUDGET["iterations"])),
               "halves": dict(pairing=pair_correlation(pairs, BUDGET["iterations"]))}[name]
     shutil.rmtree(pairs)
     # predict records its output in the STAR file it reads: a copy beside the data (relative paths).
     star = os.path.join(dataset["folder"], f"tomograms_{os.path.basename(folder)}.star")
     shutil.copy(dataset["star"], star)
-    table = predict_tomograms(star, model_path(result_dir, BUDGET["iterations"]),
-                              output_dir=os.path.join(folder, "corrected"), gpu_ids=[], cube_size=PREDICT_CUBE,
-                              crop_size=PREDICT_CROP)
+    table = predict_tomograms(star, model, output_dir=os.path.join(folder, "corrected"), gpu_ids=[],
+                              cube_size=PREDICT_CUBE, crop_size=PREDICT_CROP)
     seconds = time.perf_counter() - started
     corrected = read_volume(resolve_path(table["rlnCorrectedTomoName"].iloc[0], star))
     return dict(scores(corrected, dataset["truth"]), seconds=seconds, **checks)
+
+
+def settle_batch_statistics(subtomo_star, result_dir, iteration):
+    """IsoNet 1's network of ``iteration`` with its batch statistics re-estimated from its last training inputs.
+
+    The inputs are the pairs of ``iteration`` (the subtomograms merged with the predictions of
+    ``iteration - 1``, kept by refine); :func:`isonet.network.runtime.refresh_batch_norm` sets the
+    statistics. Returns the path of the network saved beside the original.
+    """
+    from isonet.network.runtime import load, refresh_batch_norm, save
+    from isonet.refine.outputs import model_path, prediction_path
+    from isonet.refine.pairs import PairMaker, calibration_batches
+    from isonet.refine.subtomograms import Subtomograms
+
+    subtomos = Subtomograms(subtomo_star)
+    maker = PairMaker(subtomos.paths, [prediction_path(result_dir, p, iteration - 1) for p in subtomos.paths],
+                      subtomos.tilt_ranges, subtomos.cube_size, seed=SEED, iteration=iteration)
+    model = load(model_path(result_dir, iteration))
+    assert refresh_batch_norm(model, calibration_batches(maker, BUDGET["batch_size"])) > 0
+    settled = os.path.join(result_dir, "settled.h5")
+    save(model, settled)
+    return settled
 
 
 def pair_files(pairs, iteration, kind):
