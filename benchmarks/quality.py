@@ -72,7 +72,7 @@ DATASETS = {
 
 #: The training budget every method gets (same steps for all), and the tiles of extract and predict.
 #: No added noise: with so few iterations IsoNet 1's noise schedule would not start (and its pairs cost time).
-#: 400 steps: at 200 (``--budget iterations=4``, the first rounds) neither method had converged (docs/quality.md).
+#: 400 steps: at 200 (``--budget iterations=4``) neither method had converged (docs/quality.md).
 BUDGET = dict(iterations=8, epochs=1, steps_per_epoch=50, batch_size=4, filter_base=8, noise_level=(0.05,),
               noise_start_iter=(100,), seed=0)
 QUICK_BUDGET = dict(BUDGET, iterations=2, steps_per_epoch=5)
@@ -90,9 +90,6 @@ METHODS = {
     **{f"isonet1{suffix}": dict(method="isonet1", **seed) for suffix, seed in _SEEDS},
     # The halves method without full-input pairs (Noise2Noise pairs only; its default until they were added).
     **{f"halves_n2n{suffix}": dict(method="halves", full_input_fraction=0.0, **seed) for suffix, seed in _SEEDS},
-    # Other shares of full-input pairs in the first two iterations.
-    **{f"halves_full{fraction}{suffix}": dict(method="halves", full_input_fraction=fraction, **seed)
-       for fraction in (0.5, 1.0) for suffix, seed in _SEEDS},
     # Without batch normalisation (its statistics decide the low-SNR fills): rejected.
     "halves_nobn": dict(method="halves", full_input_fraction=0.0, batch_normalization=False),
     # IsoNet 1's own learning rate (the default 0.002 was chosen against it).

@@ -6,6 +6,7 @@ when the two differ. After changing a spec, regenerate it with::
     python -m isonet.reference docs/commands.md
 """
 
+import os
 import sys
 
 from isonet.commands import ALL, COMMON
@@ -43,4 +44,6 @@ def update_document(path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or not sys.argv[1].endswith(".md") or not os.path.isfile(sys.argv[1]):
+        sys.exit(f"ERROR: usage: python -m isonet.reference DOC.md (an existing Markdown file), got {sys.argv[1:]}")
     update_document(sys.argv[1])

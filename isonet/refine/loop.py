@@ -117,8 +117,9 @@ def refine(config, continue_from=None, logical_cpus=0):
             refresh_batch_norm(model, calibration_batches(maker, config.batch_size))
             seconds["refresh_batch_norm"] = time.perf_counter() - started
         save(model, model_path(result_dir, iteration))
-        if method.model_info() is not None:
-            write_model_info(model_path(result_dir, iteration), method.model_info())
+        info = method.model_info()
+        if info is not None:
+            write_model_info(model_path(result_dir, iteration), info)
         newest = iteration - 1
         if iteration == config.iterations and not config.remove_intermediate:
             started = time.perf_counter()
