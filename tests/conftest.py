@@ -1,5 +1,7 @@
 """Shared test helpers: tiny volumes, the real-data folder, running the console command."""
 
+import contextlib
+import io
 import logging
 import os
 import subprocess
@@ -38,30 +40,41 @@ def run_cli(*args, cwd=None, timeout=600):
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-@pytest.fixture
-def run_main(monkeypatch, capsys):
-    """Run ``isonet.cli.main(ARGS)`` in this process, in folder ``cwd``, without a log file.
+def run_in_process(*args, cwd):
+    """Run ``isonet.cli.main(ARGS)`` in this process, in folder ``cwd``, without a log file unless ARGS name one.
 
-    Returns ``(exit status, stdout, stderr)``. A subprocess costs seconds of start-up per call: the
-    error cases and small commands that never reach TensorFlow run here instead. The ``isonet``
-    logger that ``main`` configures is put back as it was afterwards.
+    Returns a :class:`subprocess.CompletedProcess` with text stdout/stderr, as :func:`run_cli` does. A
+    subprocess costs seconds of start-up (TensorFlow's import) per call: the error cases, small commands
+    and short refine runs run here instead. The working folder and the ``isonet`` logger that ``main``
+    configures are put back as they were afterwards.
     """
     from isonet.cli import main
+    args = [*map(str, args)]
+    if not any(a == "--log_file" or a.startswith("--log_file=") for a in args):
+        args.append("--log_file=")
     logger = logging.getLogger("isonet")
     saved = list(logger.handlers), logger.level, logger.propagate
+    here, out, err = os.getcwd(), io.StringIO(), io.StringIO()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(args)
+    finally:
+        os.chdir(here)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        for handler in saved[0]:
+            logger.addHandler(handler)
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+    return subprocess.CompletedProcess(["isonet.py", *args], status, out.getvalue(), err.getvalue())
 
+
+@pytest.fixture
+def run_main():
+    """:func:`run_in_process` returning ``(exit status, stdout, stderr)``."""
     def run(*args, cwd):
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        status = main([*map(str, args), "--log_file="])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    yield run
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    for handler in saved[0]:
-        logger.addHandler(handler)
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
+        result = run_in_process(*args, cwd=cwd)
+        return result.returncode, result.stdout, result.stderr
+    return run

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_in_process
 from scipy.ndimage import gaussian_filter
 
 from isonet.errors import IsonetError
@@ -360,7 +360,7 @@ def halves_run(tmp_path_factory):
     for args in (("prepare_star", "tomos", "--even", "even", "--odd", "odd", "--number_subtomos", 4),
                  ("extract", "tomograms.star", "--cube_size", 16, "--crop_size", 24, "--seed", 1),
                  ("refine", "subtomo.star", "--iterations", 2, "--seed", 5, "--mw_weight", 2, *TINY)):
-        result = run_cli(*args, cwd=folder)
+        result = run_in_process(*args, cwd=folder)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return str(folder), result
 
@@ -411,8 +411,8 @@ def test_continue_from_reproduces_the_halves_method(halves_run):
         shutil.copy(os.path.join(folder, "results", name), resumed)
     for j in range(4):  # the half predictions of iteration 1 are made at the start of iteration 2 again
         assert not os.path.exists(os.path.join(resumed, f"tomo_00_{j:06d}_half1_iter01.mrc"))
-    result = run_cli("refine", "--continue_from", "resumed/refine_iter01.json", "--result_dir", "resumed",
-                     cwd=folder)
+    result = run_in_process("refine", "--continue_from", "resumed/refine_iter01.json", "--result_dir", "resumed",
+                            cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     original, again = (_final_state(os.path.join(folder, path)) for path in ("results", "resumed"))
     assert again["method"] == "halves"

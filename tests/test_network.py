@@ -205,8 +205,9 @@ def test_with_precision_keeps_head_and_output_float32():
 
 def test_refresh_batch_norm_sets_the_mean_batch_statistics_with_dropout_off(rng):
     import keras
-    from isonet.network.runtime import refresh_batch_norm
+    from isonet.network.runtime import BatchStatistics
     model = _tiny(drop_out=0.5)
+    statistics = BatchStatistics(model)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     first = norms[0]
@@ -214,7 +215,7 @@ def test_refresh_batch_norm_sets_the_mean_batch_statistics_with_dropout_off(rng)
     probe = keras.Model(model.inputs, first.input)
     batches = [rng.normal(size=(2, 8, 8, 8)).astype(np.float32) * scale for scale in (1.0, 3.0)]
     before = model.get_weights()
-    assert refresh_batch_norm(model, iter(batches)) == 2
+    assert statistics.refresh(iter(batches)) == 2
     activations = [np.asarray(probe(b[..., None])) for b in batches]
     np.testing.assert_allclose(first.moving_mean.numpy(), np.mean([a.mean(axis=(0, 1, 2, 3)) for a in activations],
                                                                    axis=0), rtol=1e-4, atol=1e-6)
@@ -224,11 +225,12 @@ def test_refresh_batch_norm_sets_the_mean_batch_statistics_with_dropout_off(rng)
     changed = [i for i, (a, b) in enumerate(zip(before, model.get_weights())) if not np.array_equal(a, b)]
     assert len(changed) == 2 * len(norms)
     assert all(layer.momentum == 0.99 for layer in norms) and all(layer.rate == 0.5 for layer in drops)
-    # refreshed on one batch, inference gives what training mode without dropout gives on that batch
-    refresh_batch_norm(model, [batches[1]])
+    # refreshed again (the traced pass reused) on one batch, inference gives what training mode without
+    # dropout gives on that batch
+    assert statistics.refresh([batches[1]]) == 1
     for layer in drops:
         layer.rate = 0.0
     batch = batches[1][..., None]
     train = np.asarray(model(batch, training=True))
     np.testing.assert_allclose(np.asarray(model(batch, training=False)), train, atol=1e-3 * train.std())
-    assert refresh_batch_norm(build_unet(unet_depth=1, filter_base=2, batch_normalization=False), batches) == 0
+    assert BatchStatistics(build_unet(unet_depth=1, filter_base=2, batch_normalization=False)).refresh(batches) == 0

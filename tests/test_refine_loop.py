@@ -3,13 +3,14 @@
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_in_process
 from scipy.ndimage import gaussian_filter
 
 from isonet.io.mrc import read_volume, write_volume
@@ -23,6 +24,8 @@ N_SUBTOMOS, CROP, CUBE = 4, 24, 16
 # network stays close to the identity at first, so the missing wedge fills slowly (see the wedge test).
 TINY = ["--epochs", 1, "--steps_per_epoch", 24, "--filter_base", 8, "--unet_depth", 2, "--learning_rate", 0.004,
         "--preprocessing_ncpus", 2]
+#: The run of the :func:`run` fixture: 2 iterations, noise from iteration 2, every prediction set kept.
+RUN = ["--iterations", 2, "--noise_level", 0.1, "--noise_start_iter", 2, "--seed", 7, "--keep_last", 0, *TINY]
 
 
 def _make_subtomograms(folder, halves=False):
@@ -63,8 +66,7 @@ def run(tmp_path_factory):
     _make_subtomograms(folder)
     os.makedirs(os.path.join(folder, "results"))
     open(os.path.join(folder, "results", "mine.txt"), "w").close()
-    result = run_cli("refine", "subtomo.star", "--iterations", 2, "--noise_level", 0.1, "--noise_start_iter", 2,
-                     "--seed", 7, "--data_dir", "data", "--keep_last", 0, *TINY, cwd=folder)
+    result = run_in_process("refine", "subtomo.star", *RUN, "--data_dir", "data", cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return folder, result
 
@@ -140,8 +142,8 @@ def test_continuing_a_finished_run_reuses_its_final_predictions_and_keeps_the_la
     folder, _ = run
     more = os.path.join(folder, "more")
     shutil.copytree(os.path.join(folder, "results"), more)  # copy2 keeps the modification times
-    result = run_cli("refine", "--continue_from", "more/refine_iter02.json", "--result_dir", "more",
-                     "--iterations", 3, "--keep_last", 1, cwd=folder)
+    result = run_in_process("refine", "--continue_from", "more/refine_iter02.json", "--result_dir", "more",
+                            "--iterations", 3, "--keep_last", 1, cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"predictions_iter02.json: reusing {N_SUBTOMOS} of {N_SUBTOMOS} predictions" in result.stdout
     assert "predicting iter02" not in result.stdout and "predicting iter03" in result.stdout
@@ -149,28 +151,62 @@ def test_continuing_a_finished_run_reuses_its_final_predictions_and_keeps_the_la
     assert {n for n in names if n.startswith("sub_")} == {f"sub_{i}_iter03.mrc" for i in range(N_SUBTOMOS)}
     assert {n for n in names if n.startswith("predictions_")} == {"predictions_iter03.json"}
     assert {f"model_iter{it:02d}.h5" for it in range(4)} <= names  # networks are all kept
+    with open(os.path.join(more, "refine_iter03.json")) as handle:
+        state = json.load(handle)
+    assert (state["result_dir"], state["iterations"], state["keep_last"]) == ("more", 3, 1)  # explicit values won
+    assert state["seed"] == 7 and state["noise_level"] == [0.1]  # the others restored
 
 
-def test_continue_from_reproduces_iteration_two(run):
+def test_killed_run_continues_as_if_uninterrupted(run):
+    """kill -9 as iteration 2 of 2 starts, then --continue_from refine_iter01.json into the same folder: the
+    losses, weights and predictions of the uninterrupted run (:func:`run`)."""
+    import signal
     folder, _ = run
-    resumed = os.path.join(folder, "resumed")
-    os.makedirs(resumed)
-    for name in ("model_iter01.h5", "refine_iter01.json"):
-        shutil.copy(os.path.join(folder, "results", name), resumed)
-    result = run_cli("refine", "--continue_from", "resumed/refine_iter01.json", "--result_dir", "resumed",
-                     cwd=folder)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    states = []
-    for path in ("results", "resumed"):
-        with open(os.path.join(folder, path, "refine_iter02.json")) as handle:
-            states.append(json.load(handle))
-    assert states[1]["result_dir"] == "resumed" and states[1]["iterations"] == 2  # explicit value won
-    # same numbers up to float32 rounding (a prediction graph that depends on earlier calls differs by ~1e-4)
-    assert states[1]["losses"] == pytest.approx(states[0]["losses"], rel=1e-6)
-    assert states[1]["val_losses"] == pytest.approx(states[0]["val_losses"], rel=1e-6)
+    cut = subprocess.Popen([sys.executable, os.path.join(REPO, "bin", "isonet.py"), "refine", "subtomo.star",
+                            *map(str, RUN), "--result_dir", "cut", "--log_file", ""], cwd=folder,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1"))
+    for line in cut.stdout:  # iteration 2 starts after refine_iter01.json is written
+        if line.rstrip().endswith("INFO iteration 2/2"):
+            cut.send_signal(signal.SIGKILL)
+            break
+    assert cut.wait(timeout=600) == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(folder, "cut", "refine_iter02.json"))
+    resumed = run_in_process("refine", "--continue_from", "cut/refine_iter01.json", cwd=folder)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    whole, again = (_final_state(os.path.join(folder, name)) for name in ("results", "cut"))
+    assert again["result_dir"] == "cut" and again["iterations"] == 2
+    assert [h["loss"] for h in again["history"]] == [h["loss"] for h in whole["history"]]
+    assert again["val_losses"] == whole["val_losses"]
+    weights = [_weights(os.path.join(folder, name, "model_iter02.h5")) for name in ("results", "cut")]
+    assert list(weights[0]) == list(weights[1]) and weights[0]
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
     for i in range(N_SUBTOMOS):
-        a, b = (read_volume(os.path.join(folder, d, f"sub_{i}_iter02.mrc")) for d in ("results", "resumed"))
-        assert np.allclose(a, b, atol=1e-5)
+        np.testing.assert_array_equal(*(read_volume(os.path.join(folder, name, f"sub_{i}_iter02.mrc"))
+                                        for name in ("results", "cut")))
+
+
+def _final_state(results):
+    with open(os.path.join(results, "refine_iter02.json")) as handle:
+        return json.load(handle)
+
+
+def _weights(path):
+    """Dataset name -> array of an .h5 model file.
+
+    The optimizer's group is named after the optimizer (``adam``, ``adam_1``, ... in a process that
+    made several): that part of the names is left out.
+    """
+    import h5py
+    found = {}
+
+    def keep(name, item):
+        if isinstance(item, h5py.Dataset):
+            found[re.sub(r"^optimizer_weights/[^/]+/", "optimizer_weights/", name)] = item[()]
+    with h5py.File(path) as handle:
+        handle.visititems(keep)
+    return found
 
 
 def test_loss_decreases_on_learnable_toy(tmp_path):

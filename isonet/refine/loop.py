@@ -31,7 +31,7 @@ from isonet.devices import import_tensorflow, select_strategy
 from isonet.errors import IsonetError, UsageError
 from isonet.io.model_info import write_model_info
 from isonet.io.paths import rename_aside
-from isonet.network.runtime import precision_policy, refresh_batch_norm, save
+from isonet.network.runtime import BatchStatistics, precision_policy, save
 from isonet.refine.config import iteration_json_path, load_state, save_state
 from isonet.refine.intermediate import prune_predictions
 from isonet.refine.methods import REGISTRY
@@ -104,6 +104,7 @@ def refine(config, continue_from=None, logical_cpus=0):
         if model is None:
             model, network, fresh_optimizer = open_network(config, strategy, n_replicas, policy, iteration,
                                                            pretrained, subtomos.cube_size, method.loss())
+            statistics = BatchStatistics(model)
         rate = learning_rate_at(iteration, config.iterations, config.learning_rate, config.final_learning_rate)
         restart_training(model, fresh_optimizer, config.seed, iteration, rate)
         if config.final_learning_rate != config.learning_rate:
@@ -114,7 +115,7 @@ def refine(config, continue_from=None, logical_cpus=0):
         fitted = fit_iteration(model, maker, config, n_replicas, iteration, seconds)
         if method.refreshes_batch_norm:
             started = time.perf_counter()
-            refresh_batch_norm(model, calibration_batches(maker, config.batch_size))
+            statistics.refresh(calibration_batches(maker, config.batch_size))
             seconds["refresh_batch_norm"] = time.perf_counter() - started
         save(model, model_path(result_dir, iteration))
         info = method.model_info()
@@ -136,7 +137,7 @@ def refine(config, continue_from=None, logical_cpus=0):
         else:
             prune_predictions(method.set_files, newest, config.keep_last, result_dir)
         monitor.after_iteration(history, network, subtomos.paths[used[0]], iteration)
-    del model, network
+    del model, network, statistics
     keras.backend.clear_session()  # frees the model and its traced functions for the caller
     log.info("Refine finished: %s", result_dir)
     return history

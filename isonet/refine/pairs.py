@@ -154,7 +154,7 @@ class PairMaker:
 
 
 def calibration_batches(maker, batch_size, n_subtomograms=16, rotations=(0, 5, 10, 15)):
-    """Training inputs for :func:`isonet.network.runtime.refresh_batch_norm`, batch by batch.
+    """Training inputs for :meth:`isonet.network.runtime.BatchStatistics.refresh`, batch by batch.
 
     The same every time: ``rotations`` of up to ``n_subtomograms`` subtomograms
     spread evenly over the maker's list.

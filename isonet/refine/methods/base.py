@@ -33,7 +33,7 @@ class RefineMethod:
     #: Name of the method (``--method``).
     name = None
     #: Re-estimate the batch normalisation statistics from training inputs after each iteration's training
-    #: (:func:`isonet.network.runtime.refresh_batch_norm`).
+    #: (:class:`isonet.network.runtime.BatchStatistics`).
     refreshes_batch_norm = False
 
     def __init__(self, config, subtomos, settings):
