@@ -281,10 +281,14 @@ REFINE = CommandSpec(
 PREDICT = CommandSpec(
     "predict", "Correct whole tomograms with a trained network (overlapping tiles, blended seamlessly).",
     "Correct whole tomograms with a trained network (overlapping tiles, blended seamlessly). "
-    "rlnCorrectedTomoName is added/updated in the STAR file after each tomogram.",
+    "rlnCorrectedTomoName is added/updated in the STAR file after each tomogram, and a RELION 5 tomograms.star "
+    "lists every corrected tomogram (rlnTomoReconstructedTomogramDenoised, with RELION's columns when the "
+    "project was imported with prepare_star --relion5) for picking in RELION 5.",
     (_star("Tomogram STAR file."),
      Param("model", "text", required=True, help="Trained network, e.g. results/model_iter30.h5 (.h5 or .keras)."),
      Param("output_dir", "text", "./corrected_tomos", "Folder for <root>_corrected.mrc."),
+     Param("relion5_star", "text", None, "RELION 5 tomograms.star written with every corrected tomogram of the "
+           "STAR file.", default_text="OUTPUT_DIR/tomograms_relion5.star"),
      Param("gpuID", "gpu_ids", None, _GPU.help, default_text=_GPU.default_text, target="gpu_ids"),
      Param("cube_size", "int", 84, "Largest edge of the core kept from each tile; cores are fitted to the "
            "tomogram (equal cores along each axis, at most this size; IsoNet 1: 64).", unit="voxels",

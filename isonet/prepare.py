@@ -186,7 +186,9 @@ def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos,
     (degrees), rlnVoltage (kV), rlnSphericalAberration (mm),
     rlnAmplitudeContrast, rlnBrightDensity (0 dark, 1 bright); with half
     tomograms also rlnTomoReconstructedTomogramHalf1 (even) and
-    rlnTomoReconstructedTomogramHalf2 (odd), RELION 5's labels.
+    rlnTomoReconstructedTomogramHalf2 (odd), RELION 5's labels; with ``relion5``
+    also RELION's rlnTomoName (the tilt series) and rlnTomoTomogramsFile (``relion5``
+    itself), from which predict writes a RELION 5 tomograms.star with RELION's columns.
 
     Each value is the one given here, else (pixel size) the MRC header's, else
     the one read from the metadata of the tomogram (:mod:`isonet.io.importers`:
@@ -255,6 +257,9 @@ def prepare_star(folder_name, output_star, pixel_size, defocus, number_subtomos,
             table[label] = list(half)
     elif any(record.halves for record in records):
         log.warning("half tomograms listed for only some tomograms: halves not used")
+    if relion5 is not None:  # for predict's RELION 5 tomograms.star, which keeps RELION's columns
+        table["rlnTomoName"] = [record.tomo_name for record in records]
+        table["rlnTomoTomogramsFile"] = relion5
     with output_lock(output_star):
         write_star(table, output_star)
     log.info("Wrote %s with %d tomogram(s)%s", output_star, len(records),

@@ -150,3 +150,32 @@ def test_cli_deconv_missing_defocus_label_is_one_line_error(tmp_path, run_main):
     assert status == 1  # an input error
     assert err.startswith("ERROR: ") and err.count("\n") == 1 and "rlnDefocus" in err
     assert sorted(os.listdir(tmp_path)) == ["t.mrc", "tomograms.star"]
+
+
+def test_array_tasks_share_the_star_file_and_the_output_folder(tmp_path, rng, monkeypatch):
+    """Task 1 deconvolves into dec/ while task 2 holds the lock of its own output there and writes its row
+    into tomograms.star meanwhile: task 1 runs, and both rows end up in the STAR file."""
+    from isonet.io.lock import output_lock
+    from isonet.io.star import set_column, update_star_rows
+    from isonet.preprocess import deconv as module
+    _, observed = _ctf_modulated_phantom(rng, shape=(16, 32, 32))
+    for name in ("a.mrc", "b.mrc"):
+        write_volume(tmp_path / name, observed, voxel_size=10.0)
+    _write_star(tmp_path / "tomograms.star", {"rlnIndex": [1, 2], "rlnMicrographName": ["a.mrc", "b.mrc"],
+                                              "rlnPixelSize": [10.0, 10.0], "rlnDefocus": [30000.0, 30000.0]})
+    monkeypatch.chdir(tmp_path)
+
+    def second_task_finishes_meanwhile(*args, **kwargs):
+        other = read_star("tomograms.star")
+        set_column(other, "rlnDeconvTomoName", None)
+        set_column(other, "rlnDeconvTomoName", os.path.join("dec", "b.mrc"), rows=[1])
+        update_star_rows("tomograms.star", other, [1])
+        return deconvolve(*args, **kwargs)
+
+    monkeypatch.setattr(module, "deconvolve", second_task_finishes_meanwhile)
+    with output_lock(tmp_path / "dec" / "b.mrc"):  # task 2 at work
+        module.deconv_tomograms("tomograms.star", deconv_folder="dec", tomo_idx=[1])
+    table = read_star("tomograms.star")
+    assert list(table["rlnDeconvTomoName"]) == [os.path.join("dec", "a.mrc"), os.path.join("dec", "b.mrc")]
+    assert list(table["rlnSnrFalloff"]) == [1.0, 1.0] and list(table["rlnDeconvStrength"]) == [1.0, 1.0]
+    assert os.path.isfile(os.path.join("dec", "a.mrc"))

@@ -77,6 +77,12 @@ def test_relion5_values_land_in_tomograms_star(tmp_path, monkeypatch, caplog):
         assert list(frame["rlnSphericalAberration"]) == [2.7, 2.0]
         assert list(frame["rlnAmplitudeContrast"]) == [0.1, 0.07]
         assert list(frame["rlnBrightDensity"]) == [1, 1]
+        assert list(frame["rlnTomoName"]) == ["TS_13", "TS_14"]  # for predict's RELION 5 tomograms.star
+        assert list(frame["rlnTomoTomogramsFile"]) == [os.path.join("relion5", RELION_STAR)] * 2
+    from isonet.predict.relion5 import relion5_rows
+    rows = relion5_rows(written, "tomograms.star")  # RELION's row of each tilt series, every column
+    assert [rows[index]["rlnTomoName"] for index in (1, 2)] == ["TS_13", "TS_14"]
+    assert rows[2]["rlnTomoSizeZ"] == 352 and len(rows[2]) == 17
     text = caplog.text
     # TS_14: 1.35 Å x binning 8 = 10.8 Å in the STAR, 10.52 Å in the header: a warning naming both
     assert "pixel size 10.8 Å from tomograms.star (rlnTomoTiltSeriesPixelSize 1.35 x rlnTomoTomogramBinning 8) " \

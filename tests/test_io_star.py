@@ -1,14 +1,18 @@
 """STAR reading and writing: IsoNet 1 layout, None round trip, label checks, row selection."""
 
 import os
+import threading
+import time
 
 import pandas as pd
 import pytest
 import starfile
 
 from isonet.errors import IsonetError
+from isonet.io import star
+from isonet.io.lock import lock_path, output_lock
 from isonet.io.star import (SUBTOMO_REQUIRED, TOMOGRAM_REQUIRED, read_star, resolve_path, select_rows,
-                            set_column, tilt_range, write_star)
+                            set_column, tilt_range, update_star_rows, write_star)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -109,3 +113,71 @@ def test_resolve_path_prefers_cwd_then_star_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "project")
     assert resolve_path("tomos/a.mrc", star) == "tomos/a.mrc"
     assert resolve_path("missing.mrc", star) == "missing.mrc"
+
+
+def _three_tomograms(path):
+    write_star(pd.DataFrame({"rlnIndex": [1, 2, 3], "rlnMicrographName": ["a.mrc", "b.mrc", "c.mrc"],
+                             "rlnPixelSize": [10.0, 10.0, 10.0]}), path)
+
+
+def test_update_star_rows_keeps_the_rows_other_commands_wrote_meanwhile(tmp_path):
+    """Two array tasks read the STAR file before either writes; each writes its row, both rows stay."""
+    path = tmp_path / "tomograms.star"
+    _three_tomograms(path)
+    first, third = read_star(path), read_star(path)
+    set_column(first, "rlnDeconvTomoName", None)
+    set_column(first, "rlnDeconvTomoName", "deconv/a.mrc", rows=[0])
+    update_star_rows(path, first, [0])
+    set_column(third, "rlnDeconvTomoName", None)
+    set_column(third, "rlnSnrFalloff", 1.0)  # a column new to the file: every row gets this table's value
+    set_column(third, "rlnDeconvTomoName", "deconv/c.mrc", rows=[2])
+    set_column(third, "rlnSnrFalloff", 0.5, rows=[2])
+    seen = []
+    written = update_star_rows(path, third, [2], while_locked=lambda current: seen.append(
+        (os.path.exists(lock_path(path)), list(current["rlnDeconvTomoName"]))))
+    table = read_star(path)
+    assert list(table["rlnDeconvTomoName"]) == ["deconv/a.mrc", None, "deconv/c.mrc"]
+    assert list(table["rlnSnrFalloff"]) == [1.0, 1.0, 0.5]
+    assert list(table["rlnMicrographName"]) == ["a.mrc", "b.mrc", "c.mrc"]
+    assert seen == [(True, ["deconv/a.mrc", None, "deconv/c.mrc"])]  # called with the file's table, locked
+    assert list(written["rlnDeconvTomoName"]) == list(table["rlnDeconvTomoName"])
+    assert not os.path.exists(lock_path(path))
+
+
+def test_update_star_rows_refuses_a_replaced_file(tmp_path):
+    path = tmp_path / "tomograms.star"
+    _three_tomograms(path)
+    table = read_star(path)
+    write_star(table.iloc[:2], path)  # rlnIndex 3 gone meanwhile
+    with pytest.raises(IsonetError, match=r"tomograms.star: its rlnIndex values changed while this command ran "
+                                          r"\(now \[1, 2\], read \[1, 2, 3\]\); run the command again"):
+        update_star_rows(path, table, [0])
+
+
+def test_update_star_rows_waits_for_the_lock_of_another_update(tmp_path, monkeypatch):
+    """Another command holding the STAR file's lock delays the update (it does not fail it), up to
+    STAR_UPDATE_WAIT seconds; past that, the usual one-line lock error."""
+    path = tmp_path / "tomograms.star"
+    _three_tomograms(path)
+    table = read_star(path)
+    set_column(table, "rlnMaskName", "mask/b_mask.mrc", rows=[1])
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        with output_lock(path):  # another open file: flock locks conflict within one process too
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(10)
+    monkeypatch.setattr(star, "STAR_UPDATE_WAIT", 0.2)
+    with pytest.raises(IsonetError, match=r"tomograms.star is being written by another isonet command"):
+        update_star_rows(path, table, [1])
+    monkeypatch.setattr(star, "STAR_UPDATE_WAIT", 10.0)
+    threading.Timer(0.3, release.set).start()
+    start = time.monotonic()
+    update_star_rows(path, table, [1])
+    holder.join()
+    assert time.monotonic() - start >= 0.25
+    assert list(read_star(path)["rlnMaskName"]) == [None, "mask/b_mask.mrc", None]

@@ -234,3 +234,33 @@ def test_star_percentages_per_row_and_cli_override(tmp_path, phantom, monkeypatc
     table = read_star("tomograms.star")
     assert list(table["rlnMaskDensityPercentage"]) == [20.0, 40.0]
     assert read_volume("mask/b_mask.mrc").mean() == pytest.approx(0.4, abs=0.05)
+
+
+def test_array_tasks_share_the_star_file_and_the_mask_folder(tmp_path, phantom, monkeypatch):
+    """Task 1 makes its mask in mask/ while task 2 holds the lock of its own mask there and writes its row into
+    tomograms.star meanwhile: task 1 runs, and both rows end up in the STAR file."""
+    from isonet.io.lock import output_lock
+    from isonet.io.star import set_column, update_star_rows
+    from isonet.preprocess import mask as module
+    volume, _ = phantom
+    for name in ("a.mrc", "b.mrc"):
+        write_volume(tmp_path / name, volume)
+    write_star(pd.DataFrame({"rlnIndex": [1, 2], "rlnMicrographName": ["a.mrc", "b.mrc"],
+                             "rlnPixelSize": [10.0, 10.0]}), tmp_path / "tomograms.star")
+    monkeypatch.chdir(tmp_path)
+    make_one = module._make_one
+
+    def second_task_finishes_meanwhile(job, *args):
+        other = read_star("tomograms.star")
+        set_column(other, "rlnMaskName", None)
+        set_column(other, "rlnMaskName", os.path.join("mask", "b_mask.mrc"), rows=[1])
+        update_star_rows("tomograms.star", other, [1])
+        make_one(job, *args)
+
+    monkeypatch.setattr(module, "_make_one", second_task_finishes_meanwhile)
+    with output_lock(tmp_path / "mask" / "b_mask.mrc"):  # task 2 at work
+        module.make_masks("tomograms.star", tomo_idx=[1])
+    table = read_star("tomograms.star")
+    assert list(table["rlnMaskName"]) == [os.path.join("mask", "a_mask.mrc"), os.path.join("mask", "b_mask.mrc")]
+    assert list(table["rlnMaskDensityPercentage"]) == [50.0, 50.0]
+    assert read_volume(os.path.join("mask", "a_mask.mrc")).any()

@@ -270,3 +270,87 @@ def test_mirrored_strategy_over_two_logical_cpus(models):
     assert done.returncode == 0, done.stderr[-2000:]
     mirrored_vs_single, change, scale = map(float, done.stdout.split("MAXDIFF")[1].split())
     assert mirrored_vs_single < 1e-4 * scale and change > 1e-2 * scale
+
+
+RELION_STAR = os.path.join("Tomograms", "job010", "tomograms.star")
+
+
+def test_relion5_star_keeps_relion_columns_of_an_imported_project(tmp_path, monkeypatch):
+    """A project made by prepare_star --relion5: RELION's row of the tilt series, every column, plus the
+    corrected tomogram as rlnTomoReconstructedTomogramDenoised; RELION's own reader (ours) reads it back."""
+    import starfile
+    from conftest import DATA
+    from isonet.io.importers.relion5 import read_relion5
+    from isonet.predict.relion5 import relion5_rows, write_relion5_tomograms
+    shutil.copytree(os.path.join(DATA, "relion5"), tmp_path / "project")
+    monkeypatch.chdir(tmp_path / "project")
+    table = pd.DataFrame({"rlnIndex": [1, 2], "rlnMicrographName": [
+        f"Tomograms/job010/tomograms/rec_TS_{n}.mrc" for n in (13, 14)], "rlnPixelSize": [10.52, 10.8],
+        "rlnTomoName": ["TS_13", "TS_14"], "rlnTomoTomogramsFile": [RELION_STAR, RELION_STAR],
+        "rlnCorrectedTomoName": [None, "corrected/rec_TS_14_corrected.mrc"]})
+    write_relion5_tomograms(table, relion5_rows(table, "tomograms.star"), "tomograms_relion5.star")
+    with open("tomograms_relion5.star") as handle:
+        assert handle.readline() == "# version 50001\n"
+    written = starfile.read("tomograms_relion5.star", always_dict=True)
+    assert list(written) == ["global"]
+    original = starfile.read(RELION_STAR)
+    expected = original.iloc[[1]].reset_index(drop=True).assign(
+        rlnTomoReconstructedTomogramDenoised="corrected/rec_TS_14_corrected.mrc")
+    pd.testing.assert_frame_equal(written["global"], expected)
+    [record] = read_relion5("tomograms_relion5.star")
+    assert record.path == "Tomograms/job010/tomograms/rec_TS_14.mrc" and record.tomo_name == "TS_14"
+    assert record.pixel_size == pytest.approx(1.35 * 8) and (record.voltage, record.cs) == (200.0, 2.0)
+    assert record.halves == tuple(f"Tomograms/job010/tomograms/rec_TS_14_half{h}.mrc" for h in (1, 2))
+
+
+def test_relion5_star_of_a_project_from_a_folder(tmp_path, monkeypatch):
+    """Without RELION 5 behind the project: the RELION 5 columns isonet knows."""
+    import starfile
+    from isonet.io.importers.relion5 import read_relion5
+    from isonet.predict.relion5 import relion5_rows, write_relion5_tomograms
+    monkeypatch.chdir(tmp_path)
+    for name in ("tomos/t1.mrc", "tomos/t2.mrc", "out/t2_corrected.mrc"):
+        os.makedirs(os.path.dirname(name), exist_ok=True)
+        write_volume(name, np.zeros((4, 4, 4), np.float32), voxel_size=4.5)
+    table = pd.DataFrame({"rlnIndex": [1, 2], "rlnMicrographName": ["tomos/t1.mrc", "tomos/t2.mrc"],
+                          "rlnPixelSize": [4.5, 4.5], "rlnVoltage": [300.0, 300.0],
+                          "rlnSphericalAberration": [2.7, 2.7], "rlnAmplitudeContrast": [0.07, 0.07],
+                          "rlnCorrectedTomoName": [None, "out/t2_corrected.mrc"]})
+    assert relion5_rows(table, "tomograms.star") == {}
+    write_relion5_tomograms(table, {}, "out/tomograms_relion5.star")
+    written = starfile.read("out/tomograms_relion5.star")
+    assert written.to_dict("records") == [{
+        "rlnTomoName": "t2", "rlnVoltage": 300.0, "rlnSphericalAberration": 2.7, "rlnAmplitudeContrast": 0.07,
+        "rlnTomoTiltSeriesPixelSize": 4.5, "rlnTomoTomogramBinning": 1.0,
+        "rlnTomoReconstructedTomogram": "tomos/t2.mrc",
+        "rlnTomoReconstructedTomogramDenoised": "out/t2_corrected.mrc"}]
+    [record] = read_relion5("out/tomograms_relion5.star")
+    assert record.path == "tomos/t2.mrc" and record.tomo_name == "t2" and record.pixel_size == 4.5
+
+
+def test_predict_writes_the_relion5_star_of_every_corrected_tomogram(tmp_path, monkeypatch, models):
+    import starfile
+    _project(tmp_path, models)
+    monkeypatch.chdir(tmp_path)
+    predict_tomograms("tomograms.star", "identity.h5", output_dir="out", cube_size=16, crop_size=24, tomo_idx=[1])
+    written = starfile.read(os.path.join("out", "tomograms_relion5.star"))
+    assert written.to_dict("records") == [{
+        "rlnTomoName": "tomo.v1", "rlnTomoTiltSeriesPixelSize": 4.5, "rlnTomoTomogramBinning": 1.0,
+        "rlnTomoReconstructedTomogram": "tomo.v1.mrc",
+        "rlnTomoReconstructedTomogramDenoised": os.path.join("out", "tomo.v1_corrected.mrc")}]
+
+
+def test_predict_checks_the_relion5_project_before_writing(tmp_path, monkeypatch):
+    """The RELION 5 file of an imported project is read before anything is written (no network needed)."""
+    write_volume(tmp_path / "t.mrc", np.zeros((8, 8, 8), np.float32), voxel_size=4.5)
+    write_star(pd.DataFrame({"rlnIndex": [1], "rlnMicrographName": ["t.mrc"], "rlnPixelSize": [4.5],
+                             "rlnTomoName": ["TS_1"], "rlnTomoTomogramsFile": ["Tomograms/job010/tomograms.star"]}),
+               tmp_path / "tomograms.star")
+    (tmp_path / "model.h5").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IsonetError, match="^Tomograms/job010/tomograms.star: STAR file not found$"):
+        predict_tomograms("tomograms.star", "model.h5", output_dir="out")
+    os.makedirs("out")
+    with pytest.raises(IsonetError, match="^--relion5_star out: is a folder, expected a file name$"):
+        predict_tomograms("tomograms.star", "model.h5", output_dir="corrected", relion5_star="out")
+    assert sorted(os.listdir()) == ["model.h5", "out", "t.mrc", "tomograms.star"]

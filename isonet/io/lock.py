@@ -16,6 +16,8 @@ import time
 from isonet.errors import IsonetError
 
 _SUFFIX = ".isonet-lock"
+#: Pause between two tries of a lock held by another process, when the caller waits for it.
+_RETRY_SECONDS = 0.05
 
 
 def lock_path(path):
@@ -35,9 +37,11 @@ def _holder(handle, wait=1.0):
         time.sleep(0.01)
 
 
-def _acquire(path):
-    """Lock ``path``'s lock file; returns the open handle, or raises naming the holder's pid."""
+def _acquire(path, wait):
+    """Lock ``path``'s lock file, retrying for up to ``wait`` seconds while another process holds it; returns
+    the open handle, or raises naming the holder's pid."""
     name = lock_path(path)
+    deadline = time.monotonic() + wait
     try:
         os.makedirs(os.path.dirname(name), exist_ok=True)
     except OSError as exc:
@@ -50,6 +54,10 @@ def _acquire(path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if time.monotonic() < deadline:
+                handle.close()
+                time.sleep(_RETRY_SECONDS)
+                continue
             holder = _holder(handle)
             handle.close()
             raise IsonetError(f"{path} is being written by another isonet command (pid {holder})") from None
@@ -73,19 +81,27 @@ def _release(handle):
 
 
 @contextlib.contextmanager
-def output_lock(*paths):
+def output_lock(*paths, wait=0.0):
     """Hold the locks of the outputs ``paths`` (files or folders) for the block.
+
+    Parameters
+    ----------
+    *paths : str or path-like
+        Outputs to lock.
+    wait : float
+        Seconds to keep trying a lock held by another process before giving up (0: give up at once).
 
     Raises
     ------
     IsonetError
-        ``<path> is being written by another isonet command (pid N)`` when another process holds one.
+        ``<path> is being written by another isonet command (pid N)`` when another process holds one
+        (for longer than ``wait``).
     """
     unique = sorted({os.path.abspath(os.fspath(p)).rstrip(os.sep) for p in paths})
     handles = []
     try:
         for path in unique:  # a fixed order: two commands locking the same paths cannot deadlock
-            handles.append(_acquire(path))
+            handles.append(_acquire(path, wait))
         yield
     finally:
         for handle in reversed(handles):

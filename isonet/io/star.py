@@ -16,6 +16,7 @@ import starfile
 
 from isonet.errors import IsonetError
 from isonet.io.atomic import atomic_output
+from isonet.io.lock import output_lock
 
 #: Labels whose values are always text (paths and keys), even if they look numeric.
 TEXT_LABELS = (
@@ -23,6 +24,7 @@ TEXT_LABELS = (
     "rlnCorrectedTomoName", "rlnImageName",
     "rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2",
     "rlnDeconvTomoHalf1", "rlnDeconvTomoHalf2", "rlnImageNameHalf1", "rlnImageNameHalf2",
+    "rlnTomoName", "rlnTomoTomogramsFile",
 )
 #: Labels holding integers.
 INT_LABELS = ("rlnIndex", "rlnSubtomoIndex", "rlnNumberSubtomo", "rlnCubeSize", "rlnCropSize", "rlnBrightDensity")
@@ -55,6 +57,10 @@ OPTICS_LABELS = ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast")
 #: isonet's label of the density sign of a tomogram: 1 if dense matter is bright (high values), 0 or absent if
 #: dark (the usual contrast of cryo-ET reconstructions). Applies to every file of the row (raw, deconvolved, halves).
 BRIGHT_DENSITY_LABEL = "rlnBrightDensity"
+
+#: Seconds a command waits for another one updating the same STAR file (:func:`update_star_rows`); an update
+#: takes milliseconds, so only a command that holds the STAR file for good makes it wait that long.
+STAR_UPDATE_WAIT = 60.0
 
 #: Default tilt range (degrees) for rows without rlnTiltMin / rlnTiltMax.
 DEFAULT_TILT_RANGE = (-60.0, 60.0)
@@ -147,6 +153,57 @@ def write_star(table, path):
                                    index=out.index, dtype=object)
     with atomic_output(path) as tmp:
         starfile.write({"": out}, tmp, overwrite=True)
+
+
+def update_star_rows(star_file, table, positions, while_locked=None):
+    """Write the rows ``positions`` of ``table`` into ``star_file`` as it is on disk now, leaving its other rows.
+
+    Commands that process some rows of a STAR file (e.g. the tasks of a job array, one tomogram each) update it
+    this way without undoing each other's updates: under the lock of ``star_file`` (waited for up to
+    :data:`STAR_UPDATE_WAIT` seconds) the file is read again, columns it lacks are added with the values of
+    ``table``, the rows ``positions`` (matched by ``rlnIndex``) take every value of ``table``, and the file is
+    rewritten atomically.
+
+    Parameters
+    ----------
+    star_file : str
+        Tomogram STAR file, keyed by ``rlnIndex``.
+    table : pandas.DataFrame
+        The command's table, read from ``star_file`` and updated in memory.
+    positions : sequence
+        Index labels of ``table`` whose rows are written.
+    while_locked : callable, optional
+        Called with the updated table after the write, while the lock is still held (to derive another file
+        from the whole, current table).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table now in ``star_file``.
+
+    Raises
+    ------
+    IsonetError
+        The file's rlnIndex values differ from ``table``'s (the file was replaced meanwhile).
+    """
+    with output_lock(star_file, wait=STAR_UPDATE_WAIT):
+        current = read_star(star_file, required=("rlnIndex",))
+        ours = {int(index): position for position, index in table["rlnIndex"].items()}
+        theirs = {int(index): position for position, index in current["rlnIndex"].items()}
+        if sorted(ours) != sorted(theirs):
+            raise IsonetError(f"{star_file}: its rlnIndex values changed while this command ran "
+                              f"(now {sorted(theirs)}, read {sorted(ours)}); run the command again")
+        for label in table.columns:
+            if label not in current.columns:
+                current[label] = [table.at[ours[int(index)], label] for index in current["rlnIndex"]]
+        for position in positions:
+            target = theirs[int(table.at[position, "rlnIndex"])]
+            for label in table.columns:
+                set_column(current, label, table.at[position, label], rows=[target])
+        write_star(current, star_file)
+        if while_locked is not None:
+            while_locked(current)
+    return current
 
 
 def resolve_path(value, star_file):

@@ -14,8 +14,11 @@ For each selected tomogram (volumes indexed ``[z, y, x]``):
    its central slab and returns the network's output in those units, see
    :mod:`isonet.predict.halves`);
 4. write ``<output_dir>/<root>_corrected.mrc`` (float32, the input's voxel size
-   and origin) and record it as ``rlnCorrectedTomoName`` in the STAR file,
-   which is rewritten after every tomogram.
+   and origin), record it as ``rlnCorrectedTomoName`` in the STAR file
+   (:func:`isonet.io.star.update_star_rows`, which keeps the rows that other
+   commands, e.g. the other tasks of a job array, update meanwhile) and
+   rewrite the RELION 5 tomograms.star of every corrected tomogram
+   (:mod:`isonet.predict.relion5`).
 
 Memory: the normalised input, the output accumulator, the network and two
 batches of tiles (one being cut while the other is predicted); normalisation
@@ -33,12 +36,13 @@ from isonet.devices import import_tensorflow, select_strategy
 from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
-from isonet.io.paths import check_outputs, file_root, input_tomogram
-from isonet.io.star import bright_density, read_star, select_rows, set_column, write_star
+from isonet.io.paths import check_output_folder, check_outputs, file_root, input_tomogram
+from isonet.io.star import bright_density, read_star, select_rows, set_column, update_star_rows
 from isonet.log import progress
 from isonet.io.model_info import read_model_info
 from isonet.normalize import normalize_in_place, warn_if_flat
 from isonet.predict.halves import correct_by_slab, half_scaled_statistics, half_sources
+from isonet.predict.relion5 import RELION5_STAR_NAME, relion5_rows, write_relion5_tomograms
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
 log = logging.getLogger("isonet")
@@ -135,13 +139,14 @@ def _deconvolved(path, row, star_file, half=None):
 
 
 @PREDICT.implements
-def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_size, use_deconv_tomo, batch_size,
-                      normalize_percentile, tomo_idx, mixed_precision, snapshot):
+def predict_tomograms(star_file, model, output_dir, relion5_star, gpu_ids, cube_size, crop_size, use_deconv_tomo,
+                      batch_size, normalize_percentile, tomo_idx, mixed_precision, snapshot):
     """Correct the tomograms of a STAR file with a trained network; update the STAR file.
 
-    Every tomogram header and the model file are checked before anything is
-    written; the STAR file and output folder are locked against a second
-    isonet command. Defaults and ranges: :data:`isonet.commands.PREDICT`.
+    Every tomogram header, the model file and the RELION 5 files of an
+    imported project are checked before anything is written; the files
+    written are locked against a second isonet command. Defaults and ranges:
+    :data:`isonet.commands.PREDICT`.
 
     Parameters
     ----------
@@ -152,6 +157,9 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
         Network file (.h5 or .keras) written by refine or by IsoNet 1.
     output_dir : str
         Folder of the ``<root>_corrected.mrc`` files (created if needed).
+    relion5_star : str or None
+        RELION 5 tomograms.star rewritten after every tomogram with all corrected tomograms of the STAR file
+        (:func:`isonet.predict.relion5.write_relion5_tomograms`); None: ``<output_dir>/tomograms_relion5.star``.
     gpu_ids : list of int or None
         GPUs to use (None: all present; []: CPU). Several GPUs share each batch.
     cube_size : int
@@ -194,6 +202,11 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     if not os.path.isfile(model):
         raise IsonetError(f"{model}: model file not found")
     check_outputs(output_dir, "--output_dir", star_file, "STAR file", needed)
+    relion5_star = relion5_star or os.path.join(output_dir, RELION5_STAR_NAME)
+    if os.path.isdir(relion5_star):
+        raise IsonetError(f"--relion5_star {relion5_star}: is a folder, expected a file name")
+    check_output_folder(os.path.dirname(relion5_star) or ".", "--relion5_star")
+    relion_rows = relion5_rows(table, star_file)
     info = read_model_info(model)  # halves-method networks: slab normalisation
     if info is not None:
         info["method"] = REFINE["method"].canonical(info["method"], model)
@@ -207,8 +220,9 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
     outputs = {label: os.path.join(output_dir, f"{file_root(source)}_corrected.mrc") for label, source in
                sources.items()}
     # The files written are locked, not their folder: array jobs predict other tomograms into it at once.
-    with output_lock(star_file, *outputs.values()):
+    with output_lock(*outputs.values()):
         os.makedirs(output_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(relion5_star) or ".", exist_ok=True)
         for label, source in sources.items():
             root, output = file_root(source), outputs[label]
             start = time.perf_counter()
@@ -238,5 +252,7 @@ def predict_tomograms(star_file, model, output_dir, gpu_ids, cube_size, crop_siz
                 log.info("Wrote %s", picture)
             del corrected
             set_column(table, "rlnCorrectedTomoName", output, rows=[label])
-            write_star(table, star_file)
+            update_star_rows(star_file, table, [label], while_locked=lambda current: write_relion5_tomograms(
+                current, relion_rows, relion5_star))
+            log.info("Wrote %s", relion5_star)
     return table

@@ -31,7 +31,7 @@ from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_outputs, check_same_file, input_tomogram, make_folder
 from isonet.io.star import (HALF_DECONV_LABELS, TOMOGRAM_REQUIRED, has_halves, is_empty, read_star,
-                            select_rows, set_column, write_star)
+                            select_rows, set_column, update_star_rows)
 from isonet.log import log_time, progress
 
 log = logging.getLogger("isonet")
@@ -359,11 +359,13 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, amplitude_contrast, 
     ``rlnDeconvTomoName``; when the STAR lists half tomograms
     (``rlnTomoReconstructedTomogramHalf1/2``) they are deconvolved with the
     same settings into ``<deconv_folder>/half1/`` and ``half2/`` and recorded
-    as ``rlnDeconvTomoHalf1/2``. The STAR file is rewritten (atomically) after every
-    row. Rows with defocus 0 (phase plate, or unknown) are skipped with a
+    as ``rlnDeconvTomoHalf1/2``. The row is written into the STAR file after every
+    volume (:func:`isonet.io.star.update_star_rows`: rows of other commands, e.g. the
+    other tasks of a job array, are kept). Rows with defocus 0 (phase plate, or unknown) are skipped with a
     warning. Input tomograms are never modified. Every selected row (defocus,
     pixel size, tomogram header) is checked before anything is written, and
-    the STAR file and output folder are locked against a second isonet command.
+    the files written are locked against a second isonet command (not their
+    folder: array tasks deconvolve other tomograms into it at once).
     Defaults and ranges: :data:`isonet.commands.DECONV`.
 
     Parameters
@@ -396,7 +398,7 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, amplitude_contrast, 
     jobs = _check_rows(table, rows, star_file, deconv_folder, snrfalloff, halves)
     check_outputs(deconv_folder, "--deconv_folder", star_file, "STAR file",
                   sum(4 * int(np.prod(job[3])) for job in jobs))
-    with output_lock(star_file, deconv_folder):
+    with output_lock(*(job[2] for job in jobs)):
         make_folder(deconv_folder, "--deconv_folder")
         for position, source, output, _, label in progress(jobs, desc="deconv", unit="volume"):
             row = table.loc[position]
@@ -422,7 +424,7 @@ def deconv_tomograms(star_file, deconv_folder, voltage, cs, amplitude_contrast, 
                 write_volume(output, result, like=header)
                 del result
             set_column(table, label, output, rows=[position])
-            write_star(table, star_file)
+            update_star_rows(star_file, table, [position])
     return table
 
 

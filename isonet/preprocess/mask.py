@@ -19,7 +19,7 @@ from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_outputs, file_root, input_tomogram, make_folder
 from isonet.io.star import (TOMOGRAM_REQUIRED, bright_density, is_empty, read_star, resolve_path, select_rows,
-                            set_column, write_star)
+                            set_column, update_star_rows)
 from isonet.log import log_time, progress
 from isonet.preprocess.imod import read_boundary_points
 
@@ -221,10 +221,12 @@ def make_masks(star_file, mask_folder, patch_size, density_percentage, std_perce
     ``rlnMaskBoundary``. Bright-density tomograms (``rlnBrightDensity`` 1) are
     negated on reading, so that dense matter is found whatever the sign. Writes ``<mask_folder>/<root>_mask.mrc`` (0/1 in 8-bit MRC
     mode 0; root = file name of the tomogram used without its extension) with the
-    tomogram's voxel size and origin, and rewrites the STAR after every row.
-    Every selected row (tomogram header, percentages, boundary file) is checked
-    before anything is written; the STAR file and the mask folder are locked
-    against a second isonet command. Defaults and ranges:
+    tomogram's voxel size and origin, and writes the row into the STAR file after
+    every mask (:func:`isonet.io.star.update_star_rows`: rows of other commands,
+    e.g. the other tasks of a job array, are kept). Every selected row (tomogram
+    header, percentages, boundary file) is checked before anything is written;
+    the masks written are locked against a second isonet command (not their
+    folder: array tasks write other masks into it at once). Defaults and ranges:
     :data:`isonet.commands.MAKE_MASK`.
 
     Parameters
@@ -266,12 +268,12 @@ def make_masks(star_file, mask_folder, patch_size, density_percentage, std_perce
     jobs = [_check_row(table.loc[position], position, star_file, mask_folder, use_deconv_tomo, mask_boundary)
             for position in rows.index]
     check_outputs(mask_folder, "--mask_folder", star_file, "STAR file")
-    with output_lock(star_file, mask_folder):
+    with output_lock(*(job["output"] for job in jobs)):
         make_folder(mask_folder, "--mask_folder")
         for job in progress(jobs, desc="make_mask", unit="tomogram"):
             _make_one(job, patch_size, z_crop)
             set_column(table, "rlnMaskName", job["output"], rows=[job["position"]])
-            write_star(table, star_file)
+            update_star_rows(star_file, table, [job["position"]])
     return table
 
 

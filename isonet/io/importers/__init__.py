@@ -26,6 +26,8 @@ class TomogramRecord:
         The tomogram (MRC, indexed ``[z, y, x]``).
     halves : tuple of str
         ``(even, odd)`` half tomograms, or empty.
+    tomo_name : str
+        RELION 5's name of the tilt series (``rlnTomoName``), when read from a RELION 5 project.
     pixel_size : float
         Å per voxel of the tomogram.
     tilt_min, tilt_max : float
@@ -44,6 +46,7 @@ class TomogramRecord:
 
     path: str
     halves: tuple = ()
+    tomo_name: str = None
     pixel_size: float = None
     tilt_min: float = None
     tilt_max: float = None

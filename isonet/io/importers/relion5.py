@@ -97,6 +97,21 @@ def read_tilt_series(path, name):
     return angles, defocus, angles[lowest]
 
 
+def read_global_table(star_file):
+    """The ``data_global`` table of a RELION 5 ``tomograms.star`` (one row per tilt series, ``rlnTomoName`` as text).
+
+    Raises
+    ------
+    IsonetError
+        Unreadable file, or no table with ``rlnTomoName``.
+    """
+    blocks = _read_blocks(star_file)
+    table = blocks.get("global", next(iter(blocks.values()), None))
+    if table is None or "rlnTomoName" not in table.columns:
+        raise IsonetError(f"{star_file}: not a RELION 5 tomograms.star (no rlnTomoName in a data_global table)")
+    return table.astype({"rlnTomoName": str})
+
+
 def read_relion5(star_file):
     """One :class:`TomogramRecord` per reconstructed tomogram of a RELION 5 ``tomograms.star``.
 
@@ -105,10 +120,7 @@ def read_relion5(star_file):
     IsonetError
         Unreadable files, no reconstructed tomogram, or a file named there that cannot be found.
     """
-    blocks = _read_blocks(star_file)
-    table = blocks.get("global", next(iter(blocks.values()), None))
-    if table is None or "rlnTomoName" not in table.columns:
-        raise IsonetError(f"{star_file}: not a RELION 5 tomograms.star (no rlnTomoName in a data_global table)")
+    table = read_global_table(star_file)
     if "rlnTomoReconstructedTomogram" not in table.columns:
         raise IsonetError(f"{star_file}: no rlnTomoReconstructedTomogram column: reconstruct the tomograms "
                           "in RELION first (Reconstruct tomograms job) and use that job's tomograms.star")
@@ -119,7 +131,7 @@ def read_relion5(star_file):
         if is_empty(row["rlnTomoReconstructedTomogram"]):
             log.warning("%s: tilt series %s has no reconstructed tomogram; left out", star_file, name)
             continue
-        record = TomogramRecord(locate(row["rlnTomoReconstructedTomogram"], star_file))
+        record = TomogramRecord(locate(row["rlnTomoReconstructedTomogram"], star_file), tomo_name=name)
         if all(label in table.columns and not is_empty(row[label]) for label in HALF_TOMOGRAM_LABELS):
             record.halves = tuple(locate(row[label], star_file) for label in HALF_TOMOGRAM_LABELS)
         if "rlnTomoTiltSeriesPixelSize" in table.columns:
