@@ -55,7 +55,7 @@ CPU_CASES = [
 COMMON_SHAPES = [(150, 512, 512), (200, 928, 928), (300, 1000, 1000), (300, 1024, 1440), (500, 2000, 2000)]
 
 
-def _peak_rss_bytes():
+def peak_rss_bytes():
     """Peak resident memory of this process since it started (exec), in bytes.
 
     Linux: VmHWM, because ``ru_maxrss`` is inherited from the parent across
@@ -112,14 +112,14 @@ def run_case(case_json):
     from isonet.io.mrc import write_volume
     from isonet.network.runtime import Network
     from isonet.predict.predict import DEFAULT_CROP, DEFAULT_CUBE, correct_tomogram
-    baseline = _peak_rss_bytes()
+    baseline = peak_rss_bytes()
     start = time.perf_counter()
     network = Network.load(case["model"])
     corrected, header = correct_tomogram(case["tomogram"], network.predict, case.get("cube", DEFAULT_CUBE),
                                          case.get("crop", DEFAULT_CROP), 1, fit_cores=case.get("fit_cores", True))
     write_volume(case["output"], corrected, like=header)
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_rss": _peak_rss_bytes(), "baseline_rss": baseline}))
+    print(json.dumps({"seconds": seconds, "peak_rss": peak_rss_bytes(), "baseline_rss": baseline}))
 
 
 def main():

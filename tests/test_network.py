@@ -201,6 +201,16 @@ def test_with_precision_keeps_head_and_output_float32():
     assert [layer.dtype_policy.name for layer in mixed.layers[-2:]] == ["float32", "float32"]
     assert mixed.get_layer("down0_0_conv").dtype_policy.name == "mixed_bfloat16"
     assert all(np.array_equal(a, b) for a, b in zip(mixed.get_weights(), model.get_weights()))
+    # a mixed network compiled with the halves method's loss (a closure Keras cannot rebuild) still converts
+    # back to float32 for saving, with its weights
+    import keras
+    from isonet.refine.losses import masked_fourier_loss
+    mixed.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_fourier_loss(8))
+    back = with_precision(mixed, "float32")
+    assert {layer.dtype_policy.name for layer in back.layers} == {"float32"}
+    assert all(np.array_equal(a, b) for a, b in zip(back.get_weights(), model.get_weights()))
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(back(x)), np.asarray(model(x)))
 
 
 def test_refresh_batch_norm_sets_the_mean_batch_statistics_with_dropout_off(rng):

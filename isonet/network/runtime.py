@@ -133,16 +133,16 @@ def with_precision(model, policy):
     if policy == "float32" and all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
     keep = {layer.name for layer in model.layers[-FLOAT32_TAIL:]}
-
-    def clone(layer):
-        config = layer.get_config()
-        config["dtype"] = "float32" if layer.name in keep else policy
-        return layer.__class__.from_config(config)
-
+    # Rebuilt from the architecture alone: cloning a compiled model would also rebuild its loss, which
+    # fails for the halves method's loss (a closure Keras cannot deserialise).
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer":
+            layer["config"]["dtype"] = "float32" if layer["config"]["name"] in keep else policy
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        copy = keras.models.clone_model(model, clone_function=clone)
+        copy = model.__class__.from_config(config)
     finally:
         keras.config.set_dtype_policy(previous)
     copy.set_weights(model.get_weights())

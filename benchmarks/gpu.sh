@@ -1,0 +1,9 @@
+#!/bin/bash
+# The production default on one GPU: refine iteration and predict times, peak GPU memory, mixed precision
+# off and on, and quality on one benchmark dataset (see benchmarks/gpu.py). Run from anywhere:
+#     benchmarks/gpu.sh            # about 30 min on one GPU
+#     benchmarks/gpu.sh --quick    # tiny sizes, about a minute on 2 CPU cores
+# Uses GPU 0 (set CUDA_VISIBLE_DEVICES to choose another); without a GPU it runs on the CPU and says so.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+exec python "$HERE/gpu.py" "$@"
