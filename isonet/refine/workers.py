@@ -18,11 +18,14 @@ error into one message naming the lost worker.
 """
 
 import json
+import logging
 import os
 import re
 
-from isonet.devices import import_tensorflow
+from isonet.devices import choose_gpus, import_tensorflow
 from isonet.errors import IsonetError, UsageError
+
+log = logging.getLogger("isonet")
 
 #: Seconds a collective waits for a silent peer before failing (the whole run then stops).
 PEER_TIMEOUT_SECONDS = 60
@@ -103,14 +106,14 @@ class Workers:
         if count == 1:
             return None
         tf = import_tensorflow()
-        if gpu_ids is not None:  # device visibility must be set before the strategy starts TensorFlow's runtime
-            gpus = tf.config.list_physical_devices("GPU")
-            tf.config.set_visible_devices([gpus[i] for i in gpu_ids if i < len(gpus)], "GPU")
+        choose_gpus(gpu_ids)  # before the strategy starts TensorFlow's runtime, which fixes the devices
         resolver = (tf.distribute.cluster_resolver.SlurmClusterResolver() if launcher == "slurm"
                     else tf.distribute.cluster_resolver.TFConfigClusterResolver())
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=PEER_TIMEOUT_SECONDS)
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver,
                                                              communication_options=options)
+        log.info("Refine worker %d of %d (%s): devices %s", index, count, launcher,
+                 ", ".join(strategy.extended.worker_devices))
         return cls(strategy, index, count)
 
     @property
