@@ -16,7 +16,8 @@ import pytest
 from conftest import REPO
 from test_refine_loop import RUN, _make_subtomograms
 
-from isonet.refine.workers import PEER_TIMEOUT_SECONDS
+from isonet.errors import UsageError
+from isonet.refine.workers import PEER_TIMEOUT_SECONDS, worker_task
 
 #: Spread (max - min) of the final losses of one-worker runs of RUN with seeds 7, 8 and 9: loss 0.1460, 0.1467,
 #: 0.1457; val_loss 0.1497, 0.1380, 0.1382. Two workers draw other pairs in another order, as another seed does,
@@ -60,6 +61,22 @@ def _losses(result_dir, iteration):
         return json.load(handle)["history"][-1]
 
 
+def test_worker_task_from_tf_config_or_srun():
+    two = {"worker": ["a:1", "b:1"]}
+    assert worker_task({"TF_CONFIG": json.dumps({"cluster": two, "task": {"type": "worker", "index": 1}})}) \
+        == (1, 2, "tf_config")
+    with_chief = {"chief": ["c:1"], **two}
+    assert worker_task({"TF_CONFIG": json.dumps({"cluster": with_chief, "task": {"type": "worker", "index": 0}})}) \
+        == (1, 3, "tf_config")
+    assert worker_task({"TF_CONFIG": json.dumps({"cluster": with_chief, "task": {"type": "chief", "index": 0}})}) \
+        == (0, 3, "tf_config")
+    assert worker_task({"SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_STEP_ID": "0"}) == (3, 4, "slurm")
+    assert worker_task({"SLURM_NTASKS": "4", "SLURM_PROCID": "0"}) == (0, 1, None)  # the batch script, no srun
+    assert worker_task({}) == (0, 1, None)
+    with pytest.raises(UsageError, match="TF_CONFIG"):
+        worker_task({"TF_CONFIG": "{not json"})
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """``(chief's folder with subtomo.star, worker 1's empty folder)``."""
@@ -72,12 +89,15 @@ def test_two_workers_train_like_one_and_only_the_chief_writes(folders):
     chief, other = folders
     star, results = chief / "subtomo.star", chief / "results"
     before = set(os.listdir(chief))
-    processes = _start_workers([star, "--result_dir", results, *RUN], [chief, other])
+    data = chief / "pairs"
+    processes = _start_workers([star, "--result_dir", results, *RUN, "--data_dir", data], [chief, other])
     outcomes = _finish(processes)
     for status, stdout, stderr in outcomes:
         assert status == 0, stdout[-2000:] + stderr[-2000:]
     assert os.listdir(other) == []
-    assert set(os.listdir(chief)) - before == {"results", "isonet.log"}
+    assert set(os.listdir(chief)) - before == {"results", "pairs", "isonet.log"}
+    written = [name for folder in ("train_y", "test_y") for name in os.listdir(data / "iter02" / folder)]
+    assert len(written) == 20 * 4  # every pair, not only the chief's share
     assert {"model_iter02.h5", "refine_iter02.json", "sub_0_iter02.mrc", "report.html"} <= set(os.listdir(results))
     two = _losses(results, 2)
     one_folder = chief / "one"

@@ -164,7 +164,7 @@ def _write_start_model(config, iteration, pretrained, start_file):
 
 
 def _fit_across_workers(model):
-    """Let Keras 3 (3.15) ``fit`` ``model`` under MultiWorkerMirroredStrategy; call it within the strategy's scope.
+    """Let Keras 3 (3.15) ``fit`` ``model`` under MultiWorkerMirroredStrategy, called in the strategy's scope.
 
     Two of its steps fail there: the model's build from a first batch averages the batch across workers
     (``strategy.reduce`` of a tuple of tensors), skipped for a model without its own strategy, which then
@@ -179,6 +179,16 @@ def _fit_across_workers(model):
     model._distribute_strategy = None
 
 
+def _dump_every_pair(maker, stream, n_replicas, folder):
+    """``--data_dir``: every pair of the iteration, also those of the other workers' shares of ``stream``."""
+    whole = stream if stream.share[1] == 1 else PairStream(maker, n_replicas, stream.batch_size, stream.workers)
+    try:
+        dump_pairs(maker, whole, folder)
+    finally:
+        if whole is not stream:
+            whole.close()
+
+
 def fit_iteration(model, maker, config, n_replicas, iteration, seconds, workers=None):
     """Train ``model`` for one iteration on the pairs of ``maker``, streamed; returns Keras's history dict.
 
@@ -190,8 +200,8 @@ def fit_iteration(model, maker, config, n_replicas, iteration, seconds, workers=
     share = (0, 1) if workers is None else (workers.index, workers.count)
     stream = PairStream(maker, n_replicas, config.batch_size, config.preprocessing_ncpus, share)
     try:
-        if config.data_dir and (workers is None or workers.chief):
-            dump_pairs(maker, stream, os.path.join(config.data_dir, f"iter{iteration:02d}"))
+        if config.data_dir and share[0] == 0:
+            _dump_every_pair(maker, stream, n_replicas, os.path.join(config.data_dir, f"iter{iteration:02d}"))
         started = time.perf_counter()
         if workers is None:
             train, validation = stream.datasets()
