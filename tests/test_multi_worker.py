@@ -102,8 +102,8 @@ def test_two_workers_train_like_one_and_only_the_chief_writes(folders):
     two = _losses(results, 2)
     one_folder = chief / "one"
     one = subprocess.run([sys.executable, os.path.join(REPO, "bin", "isonet.py"), "refine", str(star),
-                          "--result_dir", str(one_folder), *map(str, RUN), "--log_file="], cwd=chief, env=dict(os.environ, CUDA_VISIBLE_DEVICES="-1"),
-                         capture_output=True, text=True, timeout=300)
+                          "--result_dir", str(one_folder), *map(str, RUN), "--log_file="], cwd=chief,
+                         env=dict(os.environ, CUDA_VISIBLE_DEVICES="-1"), capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
     single = _losses(one_folder, 2)
     assert two["loss"][-1] == pytest.approx(single["loss"][-1], abs=3 * LOSS_SPREAD)

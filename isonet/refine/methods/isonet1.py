@@ -103,8 +103,8 @@ class IsoNet1Method(RefineMethod):
         log.info("Noise level: %g", level)
         banks = None
         if level > 1e-7:
-            banks = {r: NoiseBank(config.noise_dir, self.subtomos.cube_size, r, config.noise_mode, config.seed, cache=writes)
-                     for r in set(tilts)}
+            banks = {r: NoiseBank(config.noise_dir, self.subtomos.cube_size, r, config.noise_mode, config.seed,
+                                  cache=writes) for r in set(tilts)}
         return PairMaker(originals, previous, tilts, self.subtomos.cube_size, level, banks,
                          config.normalize_percentile, config.seed, iteration)
 
