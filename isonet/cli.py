@@ -25,6 +25,7 @@ import isonet
 from isonet.commands import ALL, BY_NAME, COMMON
 from isonet.errors import IsonetError, UsageError
 from isonet.log import discard_closed_stdout, setup_logging
+from isonet.refine.workers import is_chief
 
 log = logging.getLogger("isonet")
 
@@ -150,7 +151,10 @@ def main(argv=None):
         args, common = _split_common_options(args)
         level = common["log_level"]
         _check_arguments(spec, args[1:])
-        setup_logging(level, common["log_file"] or None)
+        log_file = common["log_file"] or None
+        if command == "refine" and not is_chief():  # on several machines only the chief writes files
+            log_file = None
+        setup_logging(level, log_file)
     except UsageError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2

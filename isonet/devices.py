@@ -176,6 +176,42 @@ def import_tensorflow(debug=False):
     return tf
 
 
+def choose_gpus(gpu_ids=None):
+    """Make the GPUs of ``gpu_ids`` the only visible ones (memory allocated as needed); returns them.
+
+    Parameters
+    ----------
+    gpu_ids : list of int or None
+        CUDA indices (PCI bus order). ``None``: every GPU present; ``[]``: CPU only.
+
+    Returns
+    -------
+    list of tf.config.PhysicalDevice
+
+    Raises
+    ------
+    IsonetError
+        A requested GPU id does not exist.
+    """
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpu_ids is None:
+        chosen = gpus
+    else:
+        missing = [i for i in gpu_ids if i >= len(gpus)]
+        if missing:
+            raise IsonetError(f"--gpuID {','.join(map(str, gpu_ids))}: GPU(s) {missing} not found; "
+                              f"TensorFlow sees {len(gpus)} GPU(s)")
+        chosen = [gpus[i] for i in gpu_ids]
+    try:
+        tf.config.set_visible_devices(chosen, "GPU")
+        for gpu in chosen:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as exc:  # devices were initialised earlier in this process
+        log.debug("GPU configuration unchanged: %s", exc)
+    return chosen
+
+
 def select_strategy(gpu_ids=None, logical_cpus=0):
     """Make the visible GPUs those of ``gpu_ids`` and return a distribution strategy.
 
@@ -200,19 +236,8 @@ def select_strategy(gpu_ids=None, logical_cpus=0):
         A requested GPU id does not exist.
     """
     tf = import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpu_ids is None:
-        chosen = gpus
-    else:
-        missing = [i for i in gpu_ids if i >= len(gpus)]
-        if missing:
-            raise IsonetError(f"--gpuID {','.join(map(str, gpu_ids))}: GPU(s) {missing} not found; "
-                              f"TensorFlow sees {len(gpus)} GPU(s)")
-        chosen = [gpus[i] for i in gpu_ids]
+    chosen = choose_gpus(gpu_ids)
     try:
-        tf.config.set_visible_devices(chosen, "GPU")
-        for gpu in chosen:
-            tf.config.experimental.set_memory_growth(gpu, True)
         if not chosen and logical_cpus > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(

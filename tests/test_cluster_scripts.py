@@ -27,6 +27,12 @@ fi
 [ "$1" = refine ] && exit "${FAKE_REFINE_STATUS:-0}"
 exit "${FAKE_CHECK_STATUS:-0}"
 """
+#: srun records its command line, then runs the command on "one node" (its options dropped).
+_SRUN = """#!/bin/bash
+echo "srun $*" >> "$FAKE/calls.txt"
+while [[ $1 == -* ]]; do shift; done
+exec "$@"
+"""
 _SCONTROL = """#!/bin/bash
 echo "scontrol $*" >> "$FAKE/calls.txt"
 exit "${FAKE_SCONTROL_STATUS:-0}"
@@ -39,7 +45,7 @@ def cluster(tmp_path):
     fake = tmp_path / "fake"
     (fake / "bin").mkdir(parents=True)
     for name, text in (("isonet.py", _ISONET), ("scontrol", _SCONTROL), ("sbatch", _SCONTROL.replace(
-            "scontrol", "sbatch")), ("srun", _SCONTROL.replace("scontrol", "srun"))):
+            "scontrol", "sbatch")), ("srun", _SRUN)):
         path = fake / "bin" / name
         path.write_text(text)
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -107,8 +113,8 @@ def test_a_failure_is_the_job_status(cluster):
     assert result.returncode == 1 and _calls(fake) == ["isonet.py check"]  # refine not started
 
 
-def _start_waiting_job(env, fake, **extra):
-    job = subprocess.Popen(["bash", os.path.join(CLUSTER, "refine.slurm")], env=dict(env, FAKE_WAIT="1", **extra),
+def _start_waiting_job(env, fake, script="refine.slurm", **extra):
+    job = subprocess.Popen(["bash", os.path.join(CLUSTER, script)], env=dict(env, FAKE_WAIT="1", **extra),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(600):  # the stand-in refine is running once it made this file
         if (fake / "refine_started").exists():
@@ -126,9 +132,10 @@ def _wait_for_call(fake, text):
     raise AssertionError(f"no call with {text!r}: {_calls(fake)}")
 
 
-def test_time_limit_signal_requeues_the_job_and_stops_refine(cluster):
+@pytest.mark.parametrize("script", ["refine.slurm", "refine_multinode.slurm"])
+def test_time_limit_signal_requeues_the_job_and_stops_refine(cluster, script):
     submit, fake, env = cluster
-    job = _start_waiting_job(env, fake)
+    job = _start_waiting_job(env, fake, script)
     job.send_signal(signal.SIGUSR1)  # what --signal=B:USR1@300 sends 5 minutes before the limit
     stdout, _ = job.communicate(timeout=60)
     assert job.returncode == 0
@@ -146,6 +153,30 @@ def test_requeue_refused_lets_refine_finish(cluster):
     stdout, _ = job.communicate(timeout=60)
     assert job.returncode == 0 and "refine terminated" not in _calls(fake)
     assert "'scontrol requeue' failed" in stdout
+
+
+MULTINODE_REFINE = "srun --kill-on-bad-exit=1 isonet.py refine"
+
+
+def test_multinode_job_runs_one_refine_per_task_through_srun(cluster):
+    """A new run, then a continued one, then nothing to do: as refine.slurm, with refine started by srun."""
+    submit, fake, env = cluster
+    result = _job("refine_multinode.slurm", env)
+    assert result.returncode == 0, result.stderr
+    new_run = ("subtomo.star --result_dir results --noise_level 0.05,0.1,0.15,0.2 --noise_start_iter 11,16,21,26 "
+               "--seed 1 --batch_size 32 --iterations 30 --preprocessing_ncpus 16")
+    assert _calls(fake) == ["isonet.py check", f"{MULTINODE_REFINE} {new_run}", f"isonet.py refine {new_run}"]
+    (fake / "calls.txt").unlink()
+    _finished(submit, 1, 7)
+    assert _job("refine_multinode.slurm", env).returncode == 0
+    assert _calls(fake)[1] == (f"{MULTINODE_REFINE} --continue_from results/refine_iter07.json --iterations 30 "
+                               "--preprocessing_ncpus 16")
+    (fake / "calls.txt").unlink()
+    _finished(submit, 30)
+    result = _job("refine_multinode.slurm", env)
+    assert result.returncode == 0 and "nothing to do" in result.stdout and _calls(fake) == []
+    (submit / "results" / "refine_iter30.json").unlink()
+    assert _job("refine_multinode.slurm", env, FAKE_REFINE_STATUS="1").returncode == 1  # refine's status
 
 
 ARRAY_TASK_COMMANDS = {
@@ -171,7 +202,7 @@ def test_array_task_processes_its_tomogram_in_the_shared_star(script, cluster):
     assert len(_calls(fake)) == 1  # nothing run without a task id
 
 
-@pytest.mark.parametrize("script", ["refine.slurm", *sorted(ARRAY_TASK_COMMANDS)])
+@pytest.mark.parametrize("script", ["refine.slurm", "refine_multinode.slurm", *sorted(ARRAY_TASK_COMMANDS)])
 def test_cluster_doc_shows_the_tested_scripts(script):
     """docs/cluster.md quotes each script whole, so the text people copy is the one tested here."""
     with open(os.path.join(REPO, "docs", "cluster.md")) as handle:

@@ -474,7 +474,7 @@ def test_halves_method_makes_full_input_pairs_in_the_first_two_iterations_only(h
     star = os.path.join(folder, "subtomo.star")
     config = _resolved(star, result_dir=os.path.join(folder, "unused"))
     method = REGISTRY["halves"](config, Subtomograms(star), {})
-    fractions = [method.pair_maker(None, it, [0, 1], filled=False).full_input_fraction for it in (1, 2, 3, 4)]
+    fractions = [method.pair_maker(it, [0, 1], filled=False).full_input_fraction for it in (1, 2, 3, 4)]
     assert fractions == [0.75, 0.75, 0.0, 0.0]
     assert method.description() == ("halves (Noise2Noise across half subtomograms plus the wedge task, masked "
                                      "Fourier loss, mw_weight 16; in iterations 1-2, 0.75 of the inputs the mean "

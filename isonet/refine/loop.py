@@ -13,6 +13,10 @@ Iteration ``it`` (1 .. iterations):
 4. write ``refine_iter{it}.json`` (all settings, losses, timings), the
    pictures and the report.
 
+On several machines (:mod:`isonet.refine.workers`) every worker trains on its
+share of the pairs and only the chief writes: steps 2 (the files), 3 (the
+files) and 4 are the chief's, and the others wait for its files at a barrier.
+
 After the last iteration the subtomograms are predicted once more unless
 ``remove_intermediate``. Only the newest ``keep_last`` sets of predictions
 stay on disk, and predictions whose network and inputs are unchanged are
@@ -43,6 +47,7 @@ from isonet.refine.schedule import learning_rate_at
 from isonet.refine.subtomograms import Subtomograms
 from isonet.refine.training import fit_iteration, import_keras, open_network, restart_training
 from isonet.refine.validate import validate_refine
+from isonet.refine.workers import Workers
 
 log = logging.getLogger("isonet")
 
@@ -74,10 +79,14 @@ def refine(config, continue_from=None, logical_cpus=0):
         ``noise_level``, ``learning_rate``, ``seconds``).
     """
     config, start, history = _settings(config, continue_from)
+    workers = Workers.start(config.gpuID)  # TensorFlow requires the strategy before any other use of it
     subtomos = Subtomograms(config.subtomo_star)
     validate_refine(config, subtomos, continue_from)
     keras = import_keras()
-    strategy, n_replicas = select_strategy(config.gpuID, logical_cpus=logical_cpus)
+    if workers is None:
+        strategy, n_replicas = select_strategy(config.gpuID, logical_cpus=logical_cpus)
+    else:
+        strategy, n_replicas = workers.strategy, workers.n_replicas
     policy = precision_policy(config.mixed_precision, bool(import_tensorflow().config.list_logical_devices("GPU")))
     config.resolve(len(subtomos), n_replicas)
     if start > config.iterations:
@@ -87,12 +96,31 @@ def refine(config, continue_from=None, logical_cpus=0):
     method = REGISTRY[config.method](config, subtomos, {
         "normalize_percentile": config.normalize_percentile, "precision": policy,
         "subtomo_star": [star, os.stat(star).st_size, os.stat(star).st_mtime_ns]})
-    result_dir, pretrained = _open_result_dir(config, start, continue_from)
+    writes = workers is None or workers.chief
+    result_dir, pretrained = _open_result_dir(config, start, continue_from, writes)
     log.info("Refine: %d subtomograms (crop %d, cube %d), iterations %d..%d, batch %d, %d steps x %d epochs, "
-             "%d device(s), %s, seed %d", len(subtomos), subtomos.crop_size, subtomos.cube_size, start,
-             config.iterations, config.batch_size, config.steps_per_epoch, config.epochs, n_replicas, policy,
+             "%d device(s)%s, %s, seed %d", len(subtomos), subtomos.crop_size, subtomos.cube_size, start,
+             config.iterations, config.batch_size, config.steps_per_epoch, config.epochs, n_replicas,
+             "" if workers is None else f" on {workers.count} workers (this is worker {workers.index})", policy,
              config.seed)
     log.info("Method: %s", method.description())
+    lost_peer = () if workers is None else workers.failures()
+    try:
+        _iterate(config, start, history, subtomos, method, strategy, n_replicas, policy, result_dir, pretrained,
+                 workers)
+    except lost_peer as exc:
+        last = iteration_json_path(result_dir, history[-1]["iteration"]) if history else None
+        raise workers.lost(exc, last) from None
+    keras.backend.clear_session()  # frees the model and its traced functions for the caller
+    log.info("Refine finished: %s", result_dir)
+    return history
+
+
+def _iterate(config, start, history, subtomos, method, strategy, n_replicas, policy, result_dir, pretrained,
+             workers):
+    """Iterations ``start .. config.iterations`` (the module docstring); appends to ``history``."""
+    keras = import_keras()
+    writes = workers is None or workers.chief
     monitor, clock = IterationMonitor(result_dir, config.normalize_percentile), RunClock(start, config.iterations)
     model = None
     for iteration in range(start, config.iterations + 1):
@@ -103,44 +131,54 @@ def refine(config, continue_from=None, logical_cpus=0):
         started = time.perf_counter()
         if model is None:
             model, network, fresh_optimizer = open_network(config, strategy, n_replicas, policy, iteration,
-                                                           pretrained, subtomos.cube_size, method.loss())
+                                                           pretrained, subtomos.cube_size, method.loss(), workers)
             statistics = BatchStatistics(model)
         rate = learning_rate_at(iteration, config.iterations, config.learning_rate, config.final_learning_rate)
         restart_training(model, fresh_optimizer, config.seed, iteration, rate)
         if config.final_learning_rate != config.learning_rate:
             log.info("Learning rate %.3g", rate)
-        maker = method.pair_maker(network, iteration, used, filled=not (iteration == 1 and pretrained is None))
+        filled = not (iteration == 1 and pretrained is None)
+        if writes:
+            method.write_pair_sources(network, iteration, used, filled)
+        if workers is not None:
+            workers.barrier()  # the others read the files just written
+        maker = method.pair_maker(iteration, used, filled, writes)
         pretrained = None
         seconds = {"predicting": time.perf_counter() - started}
-        fitted = fit_iteration(model, maker, config, n_replicas, iteration, seconds)
-        if method.refreshes_batch_norm:
+        fitted = fit_iteration(model, maker, config, n_replicas, iteration, seconds, workers)
+        if method.refreshes_batch_norm:  # every worker, with the same batches: the statistics stay equal
             started = time.perf_counter()
             statistics.refresh(calibration_batches(maker, config.batch_size))
             seconds["refresh_batch_norm"] = time.perf_counter() - started
-        save(model, model_path(result_dir, iteration))
-        info = method.model_info()
-        if info is not None:
-            write_model_info(model_path(result_dir, iteration), info)
-        newest = iteration - 1
-        if iteration == config.iterations and not config.remove_intermediate:
-            started = time.perf_counter()
-            method.predict_set(network, iteration, used)
-            seconds["final_predicting"] = time.perf_counter() - started
-            newest = iteration
+        newest = _save_network(config, iteration, method, model, network, result_dir, used, seconds) if writes else 0
         history.append({"iteration": iteration, "loss": [float(v) for v in fitted["loss"]],
                         "val_loss": [float(v) for v in fitted.get("val_loss", [])], "noise_level": maker.noise_level,
                         "learning_rate": rate, "seconds": {k: round(v, 4) for k, v in seconds.items()}})
-        save_state(iteration_json_path(result_dir, iteration), config, iteration, history)
+        if writes:
+            save_state(iteration_json_path(result_dir, iteration), config, iteration, history)
         _log_iteration(history[-1], config.iterations, clock.done(iteration))
-        if config.remove_intermediate:  # the set just used; no final set is made
-            prune_predictions(method.set_files, iteration, 1, result_dir)
-        else:
-            prune_predictions(method.set_files, newest, config.keep_last, result_dir)
-        monitor.after_iteration(history, network, subtomos.paths[used[0]], iteration)
-    del model, network, statistics
-    keras.backend.clear_session()  # frees the model and its traced functions for the caller
-    log.info("Refine finished: %s", result_dir)
-    return history
+        if writes:
+            if config.remove_intermediate:  # the set just used; no final set is made
+                prune_predictions(method.set_files, iteration, 1, result_dir)
+            else:
+                prune_predictions(method.set_files, newest, config.keep_last, result_dir)
+            monitor.after_iteration(history, network, subtomos.paths[used[0]], iteration)
+    if workers is not None:
+        workers.barrier()  # the others end with the chief, which wrote the last files
+
+
+def _save_network(config, iteration, method, model, network, result_dir, used, seconds):
+    """Save the network of ``iteration`` and, after the last, its predictions; returns the newest prediction set."""
+    save(model, model_path(result_dir, iteration))
+    info = method.model_info()
+    if info is not None:
+        write_model_info(model_path(result_dir, iteration), info)
+    if iteration == config.iterations and not config.remove_intermediate:
+        started = time.perf_counter()
+        method.predict_set(network, iteration, used)
+        seconds["final_predicting"] = time.perf_counter() - started
+        return iteration
+    return iteration - 1
 
 
 def _settings(config, continue_from):
@@ -155,10 +193,13 @@ def _settings(config, continue_from):
     return config, start, history
 
 
-def _open_result_dir(config, start, continue_from):
-    """Create ``result_dir`` for a new run (an old one renamed aside); returns it and the pretrained model."""
+def _open_result_dir(config, start, continue_from, writes=True):
+    """Create ``result_dir`` for a new run (an old one renamed aside) if ``writes``; returns it and the pretrained
+    model."""
     result_dir = config.result_dir
     if continue_from is None:
+        if not writes:
+            return result_dir, config.pretrained_model
         rename_aside(result_dir)
         os.makedirs(result_dir)
         return result_dir, config.pretrained_model

@@ -116,6 +116,8 @@ class NoiseBank:
         Seed; cube ``i`` is a function of ``(seed, i, cube_size, mode, tilt_range)``.
     count : int
         Number of distinct cubes drawn from.
+    cache : bool
+        Write the cubes made (False: only read those cached, e.g. on a worker that must not write).
 
     Notes
     -----
@@ -123,12 +125,13 @@ class NoiseBank:
     noise folder); a fresh ``noise_dir`` makes the noise a function of the seed alone.
     """
 
-    def __init__(self, noise_dir, cube_size, tilt_range, mode="noFilter", seed=0, count=DEFAULT_COUNT):
+    def __init__(self, noise_dir, cube_size, tilt_range, mode="noFilter", seed=0, count=DEFAULT_COUNT, cache=True):
         self.cube_size = int(cube_size)
         self.tilt_range = (float(tilt_range[0]), float(tilt_range[1]))
         self.mode = mode
         self.seed = int(seed)
         self.count = int(count)
+        self.cache = cache
         self.folder = os.path.join(
             noise_dir, f"{mode}_n{self.cube_size}_tilt{self.tilt_range[0]:g}_{self.tilt_range[1]:g}")
 
@@ -144,8 +147,9 @@ class NoiseBank:
         tilt_key = [int(round((a + 90.0) * 1000)) for a in self.tilt_range]
         rng = np.random.default_rng([self.seed, index, self.cube_size, NOISE_MODES.index(self.mode), *tilt_key])
         cube = backprojected_noise(self.cube_size, *self.tilt_range, mode=self.mode, rng=rng)
-        os.makedirs(self.folder, exist_ok=True)
-        write_volume(path, cube)
+        if self.cache:
+            os.makedirs(self.folder, exist_ok=True)
+            write_volume(path, cube)
         return cube
 
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from isonet.devices import available_cpus
+from isonet.errors import IsonetError
 from isonet.io.mrc import read_volume, write_volume
 from isonet.normalize import normalize
 from isonet.refine.noise import add_noise
@@ -206,9 +207,12 @@ class PairStream:
         Global batch size.
     workers : int
         Threads making pairs (``--preprocessing_ncpus``, at most the CPU count).
+    share : (int, int)
+        ``(index, count)``: this refine worker streams every ``count``-th training subtomogram and validation
+        pair from ``index`` on (several machines, :mod:`isonet.refine.workers`); ``(0, 1)``: all of them.
     """
 
-    def __init__(self, maker, n_replicas, batch_size, workers):
+    def __init__(self, maker, n_replicas, batch_size, workers, share=(0, 1)):
         self.maker = maker
         self.batch_size = int(batch_size)
         self.workers = max(1, min(int(workers), available_cpus()))
@@ -223,16 +227,25 @@ class PairStream:
                 self.train_rotations[s] = [int(r) for r in np.flatnonzero(~flags)]
             if flags.any():
                 self.test_rotations[s] = [int(r) for r in np.flatnonzero(flags)]
-        self.n_train = int((~is_test).sum())
-        self.n_test = int(is_test.sum())
+        self.share = tuple(share)
+        index, count = self.share
+        if count > 1:
+            if len(self.train_rotations) < count:
+                raise IsonetError(f"{count} refine workers need at least {count} training subtomograms per "
+                                  f"iteration, got {len(self.train_rotations)} (--select_subtomo_number)")
+            self.train_rotations = {s: self.train_rotations[s] for s in sorted(self.train_rotations)[index::count]}
+        self.n_train = sum(len(rotations) for rotations in self.train_rotations.values())
+        self.n_test = int(is_test.sum()) // count
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="isonet-pairs")
         self._closed = False
 
     def validation_arrays(self):
-        """All validation pairs in memory, ``(x, y)`` each of shape (n_test, cube, cube, cube)."""
+        """This worker's validation pairs in memory, ``(x, y)`` each of shape (n_test, cube, cube, cube)."""
         order = sorted(self.test_rotations)
         parts = list(self._pool.map(lambda s: self.maker.pairs(s, self.test_rotations[s]), order))
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        index, count = self.share
+        return (np.concatenate([p[0] for p in parts])[index::count],
+                np.concatenate([p[1] for p in parts])[index::count])
 
     def train_pairs(self):
         """Endless generator of training pairs ``(x, y)`` (each (cube, cube, cube)).
@@ -260,6 +273,10 @@ class PairStream:
         The training set is endless: shuffle buffer of :data:`SHUFFLE_SUBTOMOS`
         subtomograms' pairs, batches with the remainder dropped, prefetch.
         """
+        return self.training_set(self.batch_size), self.validation_set(self.batch_size)
+
+    def _specs(self):
+        """Element specs of the pairs and the dataset options (each device gets its own batches: no sharding)."""
         import tensorflow as tf
         cube = self.maker.cube_size
         spec = tf.TensorSpec((cube, cube, cube), tf.float32)
@@ -269,24 +286,34 @@ class PairStream:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         shuffle_seed = int(np.random.default_rng([self.maker.seed, self.maker.iteration, _SALT_SHUFFLE])
                            .integers(2 ** 31))
+        return spec, target_spec, options, shuffle_seed
+
+    def training_set(self, batch_size):
+        """The endless training dataset (see :meth:`datasets`) in batches of ``batch_size``."""
+        import tensorflow as tf
+        spec, target_spec, options, shuffle_seed = self._specs()
         buffer = min(self.n_train, max(SHUFFLE_SUBTOMOS * N_ROTATIONS, 4 * self.batch_size))
-        train = (tf.data.Dataset.from_generator(self.train_pairs, output_signature=(spec, target_spec))
-                 .shuffle(buffer, seed=shuffle_seed)
-                 .map(_add_channel)
-                 .batch(self.batch_size, drop_remainder=True)
-                 .prefetch(tf.data.AUTOTUNE)
-                 .with_options(options))
+        return (tf.data.Dataset.from_generator(self.train_pairs, output_signature=(spec, target_spec))
+                .shuffle(buffer, seed=shuffle_seed)
+                .map(_add_channel)
+                .batch(batch_size, drop_remainder=True)
+                .prefetch(tf.data.AUTOTUNE)
+                .with_options(options))
+
+    def validation_set(self, batch_size):
+        """The endless validation dataset (see :meth:`datasets`) in batches of ``batch_size``."""
+        import tensorflow as tf
+        _, _, options, shuffle_seed = self._specs()
         x_val, y_val = self.validation_arrays()
-        repeats = -(-self.batch_size // len(x_val))  # a validation batch needs at least batch_size pairs
-        validation = (tf.data.Dataset.from_tensor_slices((x_val, y_val))
-                      .repeat(repeats)
-                      .shuffle(len(x_val) * repeats, seed=shuffle_seed, reshuffle_each_iteration=True)
-                      .map(_add_channel)
-                      .batch(self.batch_size, drop_remainder=True)
-                      .repeat()
-                      .prefetch(tf.data.AUTOTUNE)
-                      .with_options(options))
-        return train, validation
+        repeats = -(-batch_size // len(x_val))  # a validation batch needs at least batch_size pairs
+        return (tf.data.Dataset.from_tensor_slices((x_val, y_val))
+                .repeat(repeats)
+                .shuffle(len(x_val) * repeats, seed=shuffle_seed, reshuffle_each_iteration=True)
+                .map(_add_channel)
+                .batch(batch_size, drop_remainder=True)
+                .repeat()
+                .prefetch(tf.data.AUTOTUNE)
+                .with_options(options))
 
     def close(self):
         """Stop making pairs and release the threads."""

@@ -1,8 +1,8 @@
 """What refine's loop asks of a method (IsoNet 1's, the halves method, or a new one).
 
 Each iteration the loop draws the subtomograms it uses, asks the method for
-a pair maker (the method first writes what its pairs are made from: the
-previous network's predictions, or at iteration 1 what stands in for them),
+to write what its pairs are made from (the previous network's predictions,
+or at iteration 1 what stands in for them) and for a pair maker,
 trains on those pairs with the method's loss, re-estimates the batch
 normalisation statistics if the method asks for it, and saves the network
 with the method's model information for predict.
@@ -57,8 +57,8 @@ class RefineMethod:
         """The Keras loss: ``"mae"`` or a function of :mod:`isonet.refine.losses`."""
         raise NotImplementedError
 
-    def pair_maker(self, network, iteration, used, filled):
-        """The pair maker of iteration ``iteration``, after writing what its pairs are made from.
+    def write_pair_sources(self, network, iteration, used, filled):
+        """Write what the pairs of iteration ``iteration`` are made from (the chief worker only).
 
         Parameters
         ----------
@@ -69,6 +69,18 @@ class RefineMethod:
             Rows of subtomo.star used this iteration.
         filled : bool
             ``network`` has been trained (or pretrained): its predictions fill the missing wedges.
+        """
+        raise NotImplementedError
+
+    def pair_maker(self, iteration, used, filled, writes=True):
+        """The pair maker of iteration ``iteration``, from the files :meth:`write_pair_sources` wrote.
+
+        Parameters
+        ----------
+        iteration, used, filled :
+            As for :meth:`write_pair_sources`.
+        writes : bool
+            The maker may cache what it makes on disk (noise cubes); False on the workers that are not the chief.
 
         Returns
         -------

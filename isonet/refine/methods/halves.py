@@ -54,10 +54,12 @@ class HalvesMethod(RefineMethod):
     def loss(self):
         return masked_fourier_loss(self.subtomos.cube_size)
 
-    def pair_maker(self, network, iteration, used, filled):
-        config = self.config
+    def write_pair_sources(self, network, iteration, used, filled):
         if filled:
             self.predict_set(network, iteration - 1, used)
+
+    def pair_maker(self, iteration, used, filled, writes=True):
+        config = self.config
         fraction = config.full_input_fraction if iteration <= FULL_INPUT_ITERATIONS else 0.0
         return HalfPairMaker(self.halves, used, [self.subtomos.tilt_ranges[i] for i in used],
                              self.subtomos.cube_size, self.result_dir if filled else None, iteration - 1,

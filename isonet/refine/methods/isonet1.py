@@ -82,21 +82,29 @@ class IsoNet1Method(RefineMethod):
     def loss(self):
         return "mae"
 
-    def pair_maker(self, network, iteration, used, filled):
-        config, paths = self.config, self.subtomos.paths
-        originals = [paths[i] for i in used]
-        tilts = [self.subtomos.tilt_ranges[i] for i in used]
-        previous = [prediction_path(self.result_dir, p, iteration - 1) for p in originals]
+    def write_pair_sources(self, network, iteration, used, filled):
         if filled:
             self.predict_set(network, iteration - 1, used)
         else:
-            write_wedge_filtered(originals, previous, tilts, config.normalize_percentile)
+            originals, tilts, previous = self._sources(iteration, used)
+            write_wedge_filtered(originals, previous, tilts, self.config.normalize_percentile)
+
+    def _sources(self, iteration, used):
+        """Originals, tilt ranges and previous predictions of the subtomograms ``used``."""
+        paths = self.subtomos.paths
+        originals = [paths[i] for i in used]
+        return (originals, [self.subtomos.tilt_ranges[i] for i in used],
+                [prediction_path(self.result_dir, p, iteration - 1) for p in originals])
+
+    def pair_maker(self, iteration, used, filled, writes=True):
+        config = self.config
+        originals, tilts, previous = self._sources(iteration, used)
         level = self.noise_schedule[iteration]
         log.info("Noise level: %g", level)
         banks = None
         if level > 1e-7:
-            banks = {r: NoiseBank(config.noise_dir, self.subtomos.cube_size, r, config.noise_mode, config.seed)
-                     for r in set(tilts)}
+            banks = {r: NoiseBank(config.noise_dir, self.subtomos.cube_size, r, config.noise_mode, config.seed,
+                                  cache=writes) for r in set(tilts)}
         return PairMaker(originals, previous, tilts, self.subtomos.cube_size, level, banks,
                          config.normalize_percentile, config.seed, iteration)
 

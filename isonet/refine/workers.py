@@ -1,0 +1,160 @@
+"""Refine on several machines: one worker process per machine, trained through ``MultiWorkerMirroredStrategy``.
+
+A run has several workers when it is started with a ``TF_CONFIG`` listing
+several tasks, or by ``srun`` over several SLURM tasks (``SLURM_NTASKS`` > 1
+inside a job step). Every worker trains the same network on its own share
+of the training pairs; the gradients are summed across workers each step.
+
+Only the chief (task 0) writes files: the result folder, models, prediction
+sets, state, pictures and report. The others read the chief's files (on a
+shared file system) after a :meth:`Workers.barrier`, a collective that
+every worker calls in the same order. Between iterations the chief alone
+predicts, with the trained weights but without the strategy, since a
+distributed prediction is a collective the other workers would have to join.
+
+A worker that dies makes the collectives of the others fail after
+:data:`PEER_TIMEOUT_SECONDS` at most; :meth:`Workers.lost` turns that
+error into one message naming the lost worker.
+"""
+
+import json
+import logging
+import os
+import re
+
+from isonet.devices import choose_gpus, import_tensorflow
+from isonet.errors import IsonetError, UsageError
+
+log = logging.getLogger("isonet")
+
+#: Seconds a collective waits for a silent peer before failing (the whole run then stops).
+PEER_TIMEOUT_SECONDS = 60
+#: How TensorFlow names a task in its errors, e.g. ``/job:worker/replica:0/task:1``.
+_TASK_NAME = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+
+
+def worker_task(environ=None):
+    """``(index, count, launcher)`` of this process among refine's workers, read from the environment only.
+
+    Index 0 is the chief (``TF_CONFIG``'s "chief" task if it has one, else worker 0; SLURM task 0).
+
+    Parameters
+    ----------
+    environ : dict, optional
+        Environment (``os.environ`` by default).
+
+    Returns
+    -------
+    index : int
+    count : int
+        1 for a run on one machine.
+    launcher : str or None
+        ``"tf_config"``, ``"slurm"`` or None (one worker).
+
+    Raises
+    ------
+    UsageError
+        ``TF_CONFIG`` is not valid JSON or does not name this task.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("TF_CONFIG", "").strip():
+        try:
+            config = json.loads(environ["TF_CONFIG"])
+            cluster, task = config.get("cluster", {}), config["task"]
+            chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+            index = int(task["index"]) + (chiefs if task["type"] == "worker" else 0)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"TF_CONFIG: expected JSON with 'cluster' and 'task' (type, index) ({exc})") from None
+        if chiefs + workers > 1:
+            return index, chiefs + workers, "tf_config"
+    if int(environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_STEP_ID" in environ:
+        return int(environ.get("SLURM_PROCID", "0")), int(environ["SLURM_NTASKS"]), "slurm"
+    return 0, 1, None
+
+
+def is_chief(environ=None):
+    """Whether this process writes refine's files (always, on one machine)."""
+    return worker_task(environ)[0] == 0
+
+
+class Workers:
+    """This process among refine's workers: who writes, the barrier, and what a lost peer means.
+
+    Parameters
+    ----------
+    strategy : tf.distribute.Strategy
+        ``MultiWorkerMirroredStrategy`` for several workers; anything for one.
+    index, count : int
+        From :func:`worker_task`.
+    """
+
+    def __init__(self, strategy, index=0, count=1):
+        self.strategy = strategy
+        self.index, self.count = int(index), int(count)
+        self.chief = self.index == 0
+        self._barrier = None
+
+    @classmethod
+    def start(cls, gpu_ids=None):
+        """The strategy of a multi-worker run, made before any other TensorFlow work, or None for one worker.
+
+        Returns
+        -------
+        Workers or None
+        """
+        index, count, launcher = worker_task()
+        if count == 1:
+            return None
+        tf = import_tensorflow()
+        choose_gpus(gpu_ids)  # before the strategy starts TensorFlow's runtime, which fixes the devices
+        resolver = (tf.distribute.cluster_resolver.SlurmClusterResolver() if launcher == "slurm"
+                    else tf.distribute.cluster_resolver.TFConfigClusterResolver())
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=PEER_TIMEOUT_SECONDS)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver,
+                                                             communication_options=options)
+        log.info("Refine worker %d of %d (%s): devices %s", index, count, launcher,
+                 ", ".join(strategy.extended.worker_devices))
+        return cls(strategy, index, count)
+
+    @property
+    def n_replicas(self):
+        """Devices over all workers (the global batch is split between them)."""
+        return self.strategy.num_replicas_in_sync
+
+    def barrier(self):
+        """Return once every worker has called it (a tiny all-reduce); nothing to wait for with one worker."""
+        if self.count == 1:
+            return
+        if self._barrier is None:
+            tf, strategy = import_tensorflow(), self.strategy
+            self._barrier = tf.function(lambda: strategy.reduce(
+                "SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))
+        self._barrier()
+
+    def failures(self):
+        """The TensorFlow errors a lost peer causes in a collective (for ``except``)."""
+        errors = import_tensorflow().errors
+        return (errors.UnavailableError, errors.DeadlineExceededError, errors.CancelledError, errors.AbortedError)
+
+    def lost(self, error, continue_from):
+        """The one-line error of a collective failed by a lost peer.
+
+        Parameters
+        ----------
+        error : Exception
+            One of :meth:`failures`.
+        continue_from : str or None
+            The last finished iteration's ``refine_iterNN.json``, if any.
+
+        Returns
+        -------
+        IsonetError
+        """
+        own = f"task:{self.index}"
+        names = sorted({f"/job:{job}/replica:0/task:{task}" for job, task in _TASK_NAME.findall(str(error))
+                        if f"task:{task}" != own})
+        peers = ", ".join(names) or "another worker"
+        resume = (f"resubmit the job with --continue_from {continue_from}" if continue_from
+                  else "resubmit the job (no iteration finished yet)")
+        return IsonetError(f"refine worker {self.index} of {self.count}: lost worker {peers} "
+                           f"({type(error).__name__}); {resume}")
