@@ -100,12 +100,13 @@ def speed_case(folder, star, subtomo_star, sizes, mixed_precision, gpu_ids):
     reset()
     started = time.perf_counter()
     predict_tomograms(star, model_path(result_dir, 1), output_dir=os.path.join(folder, f"corrected_{name}"),
-                              gpu_ids=gpu_ids, cube_size=sizes["predict_cube"], crop_size=sizes["predict_crop"],
-                              mixed_precision=mixed_precision)
+                      gpu_ids=gpu_ids, cube_size=sizes["predict_cube"], crop_size=sizes["predict_crop"],
+                      mixed_precision=mixed_precision)
     predict_seconds = time.perf_counter() - started
     voxels = int(np.prod(sizes["shape"]))
     seconds = history[-1]["seconds"]
-    return {"precision": name, "policy": precision_policy(mixed_precision, bool(gpu_ids)), "filter_base": state["filter_base"], "batch_size": state["batch_size"],
+    return {"precision": name, "policy": precision_policy(mixed_precision, bool(gpu_ids)),
+            "filter_base": state["filter_base"], "batch_size": state["batch_size"],
             "steps": state["epochs"] * state["steps_per_epoch"], "cube": sizes["cube"],
             "iteration_seconds": round(sum(v for k, v in seconds.items() if k != "step_median"), 2),
             "step_median_seconds": seconds["step_median"], "refine_peak_bytes": int(refine_peak),

@@ -24,6 +24,7 @@ Usage::
     python benchmarks/quality.py [--work DIR] [--datasets a,b] [--methods isonet1,halves]
                                  [--quick] [--held_out] [--list] [--force] [--repredict] [--report]
                                  [--rescore] [--by_iteration] [--budget iterations=10,...] [--gpu]
+                                 [--ladder] [--placement]
 """
 
 import argparse
@@ -34,6 +35,8 @@ import re
 import statistics
 import sys
 import time
+
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -69,6 +72,20 @@ DATASETS = {
     "heldout_cell": dict(scene="cell", snr=0.35, defocus=35000.0, tilt=(-57, 60), shape=(80, 176, 176),
                          seed=13, held_out=True),
 }
+#: The SNR ladder: the crowded cell at per-projection SNR 0.5 down to 0.01, with a CTF and asymmetric tilt
+#: ranges, so that a user can place a dataset on it (:func:`placement`: the correlation and FSC of its halves).
+#: Two rungs are held out.
+LADDER = {
+    "ladder_snr0.5": dict(scene="cell", snr=0.5, defocus=DEFOCUS, tilt=(-54, 60), shape=(64, 192, 192), seed=21),
+    "ladder_snr0.1": dict(scene="cell", snr=0.1, defocus=DEFOCUS, tilt=(-60, 54), shape=(64, 192, 192), seed=22),
+    "ladder_snr0.03": dict(scene="cell", snr=0.03, defocus=DEFOCUS, tilt=(-51, 57), shape=(64, 192, 192), seed=23),
+    "ladder_snr0.01": dict(scene="cell", snr=0.01, defocus=DEFOCUS, tilt=(-57, 51), shape=(64, 192, 192), seed=24),
+    "heldout_ladder_snr0.05": dict(scene="cell", snr=0.05, defocus=DEFOCUS, tilt=(-52, 60), shape=(64, 192, 192),
+                                   seed=25, held_out=True),
+    "heldout_ladder_snr0.02": dict(scene="cell", snr=0.02, defocus=DEFOCUS, tilt=(-60, 50), shape=(64, 192, 192),
+                                   seed=26, held_out=True),
+}
+DATASETS.update({name: dict(spec, ladder=True) for name, spec in LADDER.items()})
 
 #: The training budget every method gets (same steps for all), and the tiles of extract and predict.
 #: No added noise: with so few iterations IsoNet 1's noise schedule would not start (and its pairs cost time).
@@ -127,7 +144,7 @@ def prepare_dataset(name, spec, work):
 
     folder = os.path.join(work, "datasets", name)
     star = os.path.join(folder, "tomograms.star")
-    parameters = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if k != "held_out"}
+    parameters = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if k not in ("held_out", "ladder")}
     parameters["number_subtomos"] = NUMBER_SUBTOMOS
     if spec["defocus"] > 0:
         # An isonet whose deconv also filters the half tomograms must redo the datasets made without.
@@ -429,6 +446,29 @@ def seed_mean_tables(per_dataset, default="halves", reference="isonet1"):
     return "\n".join(lines)
 
 
+def placement(name, spec, work):
+    """Where a dataset sits on the noise scale, from what a user can compute on their own data.
+
+    Returns the correlation of its two half tomograms and the 0.143 resolution (Å) of their FSC in
+    the measured region (``isonet.py fsc3d``), both on the deconvolved halves when there is a CTF,
+    and, against the ground truth, the measured-region correlation of the (deconvolved) tomogram.
+    """
+    from isonet.evaluation.fsc import fsc3d
+
+    star = prepare_dataset(name, spec, work)
+    row = read_star(star).iloc[0]
+    ctf = spec["defocus"] > 0
+    labels = ("rlnDeconvTomoHalf1", "rlnDeconvTomoHalf2") if ctf else \
+        ("rlnTomoReconstructedTomogramHalf1", "rlnTomoReconstructedTomogramHalf2")
+    halves = [read_volume(resolve_path(row[label], star)) for label in labels]
+    curves = fsc3d(*halves, PIXEL_SIZE, tilt_min=spec["tilt"][0], tilt_max=spec["tilt"][1])
+    tomogram = resolve_path(row["rlnDeconvTomoName" if ctf else "rlnMicrographName"], star)
+    truth = scores(read_volume(tomogram), read_volume(truth_path(star)), spec)
+    return {"half_correlation": float(np.corrcoef(halves[0].ravel(), halves[1].ravel())[0, 1]),
+            "half_fsc_measured_0.143": curves["resolution"]["measured"][0.143],
+            "input_measured_correlation": truth["correlation"]["measured"]}
+
+
 def describe(name, spec):
     z, y, x = spec["shape"]
     ctf = f"CTF {spec['defocus'] / 1e4:g} µm + deconv" if spec["defocus"] > 0 else "no CTF"
@@ -459,6 +499,9 @@ def main(argv=None):
     parser.add_argument("--by_iteration", action="store_true", help="score the tomogram predicted by each "
                         "iteration's network of the (trained) methods named, then stop")
     parser.add_argument("--list", action="store_true", help="list datasets and methods (and why not available)")
+    parser.add_argument("--ladder", action="store_true", help="the SNR ladder's datasets instead of the others")
+    parser.add_argument("--placement", action="store_true", help="only the half-to-half correlation and FSC of the "
+                        "datasets named (where they sit on the noise scale), then stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.list:
@@ -474,8 +517,9 @@ def main(argv=None):
         if unknown:
             parser.error(f"unknown dataset(s) {unknown}; known: {', '.join(DATASETS)}")
     else:
-        names = [n for n, s in DATASETS.items() if not s.get("held_out")]
-        names += [n for n, s in DATASETS.items() if s.get("held_out") and args.held_out]
+        names = [n for n, s in DATASETS.items() if not s.get("held_out") and s.get("ladder", False) == args.ladder]
+        names += [n for n, s in DATASETS.items() if s.get("held_out") and args.held_out
+                  and s.get("ladder", False) == args.ladder]
     methods = []
     for method in args.methods.split(",") if args.methods else []:
         if method not in METHODS:
@@ -498,6 +542,14 @@ def main(argv=None):
         work = os.path.join(work, "budget_" + "_".join(f"{k}{v}" for k, v in sorted(overrides.items())))
     print(f"budget: {budget}, {NUMBER_SUBTOMOS} subtomograms of {CROP_SIZE}^3 (cube {CUBE_SIZE}), "
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
+    if args.placement:
+        print("| dataset | SNR | half-to-half correlation | half FSC 0.143, measured region (Å) | "
+              "input vs truth, measured region |\n|---|---|---|---|---|")
+        for name in names:
+            found = placement(name, DATASETS[name], work)
+            print(f"| {name} | {DATASETS[name]['snr']} | {found['half_correlation']:.3f} | "
+                  f"{found['half_fsc_measured_0.143']:.0f} | {found['input_measured_correlation']:.3f} |", flush=True)
+        return 0
     if args.by_iteration:
         for name in names:
             for method in methods:
