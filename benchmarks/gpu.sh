@@ -1,7 +1,7 @@
 #!/bin/bash
 # The production default on one GPU: refine iteration and predict times, peak GPU memory, mixed precision
 # off and on, and quality on one benchmark dataset (see benchmarks/gpu.py). Run from anywhere:
-#     benchmarks/gpu.sh            # about 30 min on one GPU
+#     benchmarks/gpu.sh            # one GPU (not yet timed there)
 #     benchmarks/gpu.sh --quick    # tiny sizes, about a minute on 2 CPU cores
 # Uses GPU 0 (set CUDA_VISIBLE_DEVICES to choose another); without a GPU it runs on the CPU and says so.
 set -euo pipefail
