@@ -11,6 +11,10 @@ by depth beyond the tilt limit, measured-region correlation, FSC 0.143 in
 cones around X, Y, Z, wedge/measured power relative to the truth's). The raw
 and deconvolved tomograms are scored too (rows ``raw`` and ``deconv``).
 
+With ``--peers``, the programs users would pick instead (IsoNet 2, DeepDeWedge, cryoCARE, IsoNet 1 itself)
+run on the same datasets at the same number of optimizer steps and batch size, through the adapters of
+``benchmarks/peers/`` (docs/peers.md), and are scored the same way.
+
 Datasets marked ``held_out`` are kept aside: nobody tunes on them; they run
 last and are reported apart.
 
@@ -24,7 +28,8 @@ Usage::
     python benchmarks/quality.py [--work DIR] [--datasets a,b] [--methods isonet1,halves]
                                  [--quick] [--held_out] [--list] [--force] [--repredict] [--report]
                                  [--rescore] [--by_iteration] [--budget iterations=10,...] [--gpu]
-                                 [--ladder] [--placement]
+                                 [--ladder] [--placement] [--peers [a,b]] [--checkouts a=DIR,b=DIR]
+                                 [--peer_root DIR]
 """
 
 import argparse
@@ -40,6 +45,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # the peers' adapters
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from isonet.evaluation.metrics import evaluate  # noqa: E402
@@ -188,10 +194,16 @@ def scores(candidate, truth, spec):
 
 
 def run_method(name, spec, star, method, options, budget, work, gpu_ids=(), repredict=False):
-    """extract -> refine -> predict for one method on one dataset; returns the corrected tomogram's path.
+    """extract -> refine -> predict for one method on one dataset.
 
     ``gpu_ids``: GPUs to use (empty: the CPU; None: every GPU present). ``repredict``: keep the network
     of an earlier run where there is one (predict and score only).
+
+    Returns
+    -------
+    dict
+        ``candidate`` (the corrected tomogram's path) and ``timing`` (seconds of extract + refine, of predict,
+        and the optimizer steps; no training time when the network was kept).
     """
     from isonet.predict.predict import predict_tomograms
     from isonet.refine.outputs import model_path
@@ -201,13 +213,19 @@ def run_method(name, spec, star, method, options, budget, work, gpu_ids=(), repr
     run_star = os.path.join(folder, "tomograms.star")
     rewrite_paths(star, run_star, lambda path: path)  # absolute: the copy lives in another folder
     result_dir = os.path.join(folder, "results")
+    timing = {"steps": budget["iterations"] * budget["epochs"] * budget["steps_per_epoch"],
+              "batch_size": budget["batch_size"]}
     if not (repredict and os.path.isfile(model_path(result_dir, budget["iterations"]))):
+        start = time.perf_counter()
         train(folder, run_star, result_dir, options, budget, gpu_ids)
+        timing["train_seconds"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
     table = predict_tomograms(run_star, model_path(result_dir, budget["iterations"]),
                               output_dir=os.path.join(folder, "corrected"),
                               gpu_ids=None if gpu_ids is None else list(gpu_ids), cube_size=PREDICT_CUBE,
                               crop_size=PREDICT_CROP)
-    return resolve_path(table["rlnCorrectedTomoName"].iloc[0], run_star)
+    timing["predict_seconds"] = round(time.perf_counter() - start, 1)
+    return {"candidate": resolve_path(table["rlnCorrectedTomoName"].iloc[0], run_star), "timing": timing}
 
 
 def train(folder, run_star, result_dir, options, budget, gpu_ids):
@@ -224,6 +242,60 @@ def train(folder, run_star, result_dir, options, budget, gpu_ids):
     refine(config)
 
 
+#: Rows of a peer at the budget's wall clock instead of its steps end with this (docs/peers.md).
+EQUAL_TIME = "_equal_time"
+#: A peer gets an equal-wall-clock row when its step costs this many times ours or more (a larger network).
+EQUAL_TIME_RATIO = 1.5
+
+
+def peer_budget(budget, steps=None):
+    """The :class:`peers.common.PeerBudget` equal to ``budget`` (``steps``: another number of steps)."""
+    from peers.common import PeerBudget
+    return PeerBudget(steps=steps or budget["iterations"] * budget["epochs"] * budget["steps_per_epoch"],
+                      batch_size=budget["batch_size"], cube=CUBE_SIZE, subtomos=NUMBER_SUBTOMOS,
+                      filter_base=budget["filter_base"], seed=budget["seed"])
+
+
+def peer_input(name, spec, star):
+    """A dataset's tomograms.star as a :class:`peers.common.PeerInput` (absolute paths)."""
+    from peers.common import PeerInput
+    row = read_star(star).iloc[0]
+
+    def path(label):
+        return resolve_path(row[label], star) if label in row and isinstance(row[label], str) else None
+
+    return PeerInput(name=name, tomogram=path("rlnMicrographName"), half1=path("rlnTomoReconstructedTomogramHalf1"),
+                     half2=path("rlnTomoReconstructedTomogramHalf2"), mask=path("rlnMaskName"),
+                     pixel_size=PIXEL_SIZE, tilt_min=spec["tilt"][0], tilt_max=spec["tilt"][1],
+                     defocus=spec["defocus"], voltage=float(row["rlnVoltage"]), cs=float(row["rlnSphericalAberration"]),
+                     amplitude_contrast=float(row["rlnAmplitudeContrast"]), deconv_tomogram=path("rlnDeconvTomoName"),
+                     deconv_half1=path("rlnDeconvTomoHalf1"), deconv_half2=path("rlnDeconvTomoHalf2"))
+
+
+def run_peer(name, spec, star, peer, budget, work, row):
+    """Install ``peer`` (an adapter) if needed, train and correct one dataset in the folder of table row ``row``.
+
+    Returns the score entry's fields other than the scores.
+    """
+    import dataclasses
+    version = peer.install()
+    result = peer.run(peer_input(name, spec, star), budget, os.path.join(work, "runs", name, row))
+    return {"candidate": result.corrected, "version": version, "settings": result.settings,
+            "timing": {"steps": result.steps, "batch_size": result.batch_size,
+                       "train_seconds": round(result.train_seconds, 1),
+                       "predict_seconds": round(result.predict_seconds, 1)},
+            "peer_budget": dataclasses.asdict(budget)}
+
+
+def equal_time_steps(ours, theirs):
+    """Steps a peer makes in our training time (score entries with timing), or None when close to its steps."""
+    mine, other = ours.get("timing", {}), theirs.get("timing", {})
+    if "train_seconds" not in mine or "train_seconds" not in other:
+        return None
+    ratio = (other["train_seconds"] / other["steps"]) / (mine["train_seconds"] / mine["steps"])
+    return max(1, round(mine["steps"] / ratio)) if ratio >= EQUAL_TIME_RATIO else None
+
+
 def score_path(work, dataset, method):
     return os.path.join(work, "scores", dataset, method + ".json")
 
@@ -232,6 +304,11 @@ def run_settings(method, budget):
     """What a saved score of ``method`` must have been made with to be reused: budget and options, as in JSON."""
     if method in ("raw", "deconv"):
         return {"budget": None, "options": None}
+    if method.endswith(EQUAL_TIME):  # the steps depend on measured times: the default's budget stands for them
+        return json.loads(json.dumps({"budget": budget, "options": {"peer": method[:-len(EQUAL_TIME)],
+                                                                    "steps": "equal wall clock"}}))
+    if method not in METHODS:  # a peer
+        return json.loads(json.dumps({"budget": budget, "options": {"peer": method}}))
     return json.loads(json.dumps({"budget": budget, "options": METHODS[method]}))
 
 
@@ -254,33 +331,51 @@ def saved_scores(work, dataset, methods, budget):
     return found
 
 
-def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=(), repredict=False):
-    """Score raw, deconv and every method on one dataset (JSON cached per method).
+def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=(), repredict=False, peers=(),
+                      default="halves"):
+    """Score raw, deconv, every method and every peer on one dataset (JSON cached per row).
 
-    ``force``: run the methods again; ``repredict``: predict and score them again with the networks
-    already trained (those without one are trained).
+    ``force``: run the methods and peers again; ``repredict``: predict and score the methods again with the
+    networks already trained (those without one are trained). ``peers``: adapters (:mod:`peers`), each run at
+    ``budget``'s steps and, when its step costs :data:`EQUAL_TIME_RATIO` times the ``default`` method's or more,
+    also at the default's training time (row ``<peer>_equal_time``).
     """
     star = prepare_dataset(name, spec, work)
     table = read_star(star)
     row = table.iloc[0]
     truth = read_volume(truth_path(star))
-    rows = [("raw", lambda: resolve_path(row["rlnMicrographName"], star))]
+    results = {}
+    rows = [("raw", lambda: {"candidate": resolve_path(row["rlnMicrographName"], star)})]
     if "rlnDeconvTomoName" in table.columns and row["rlnDeconvTomoName"] is not None:
-        rows.append(("deconv", lambda: resolve_path(row["rlnDeconvTomoName"], star)))
+        rows.append(("deconv", lambda: {"candidate": resolve_path(row["rlnDeconvTomoName"], star)}))
     for method in methods:
         rows.append((method, lambda method=method: run_method(name, spec, star, method, METHODS[method], budget,
                                                               work, gpu_ids, repredict)))
-    results = {}
+
+    def equal_time(peer):
+        steps = equal_time_steps(results[default], results[peer.name]) if default in results else None
+        if steps is None:
+            return None
+        return run_peer(name, spec, star, peer, peer_budget(budget, steps), work, peer.name + EQUAL_TIME)
+
+    for peer in peers:
+        rows.append((peer.name, lambda peer=peer: run_peer(name, spec, star, peer, peer_budget(budget), work,
+                                                           peer.name)))
+        rows.append((peer.name + EQUAL_TIME, lambda peer=peer: equal_time(peer)))
     for method, produce in rows:
         path = score_path(work, name, method)
-        saved = {} if (force or repredict) and method in methods else saved_scores(work, name, [method], budget)
+        rerun = (force and method not in ("raw", "deconv")) or (repredict and method in methods)
+        saved = {} if rerun else saved_scores(work, name, [method], budget)
         if saved:
             results.update(saved)
             continue
         start = time.perf_counter()
-        candidate = produce()
-        entry = {"dataset": name, "method": method, "candidate": candidate, **run_settings(method, budget),
-                 "seconds": round(time.perf_counter() - start, 1), **scores(read_volume(candidate), truth, spec)}
+        produced = produce()
+        if produced is None:
+            continue
+        entry = {"dataset": name, "method": method, **produced, **run_settings(method, budget),
+                 "seconds": round(time.perf_counter() - start, 1),
+                 **scores(read_volume(produced["candidate"]), truth, spec)}
         os.makedirs(os.path.dirname(path), exist_ok=True)
         atomic_write_text(path, json.dumps(entry, indent=1) + "\n")
         results[method] = entry
@@ -382,6 +477,47 @@ def median_table(per_dataset):
             values = [get(e) for e in entries if get(e) is not None]
             cells.append(_show(statistics.median(values) if values else None, header))
         lines.append(f"| {method} ({len(entries)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _timing(entry, key):
+    timing = entry.get("timing", {})
+    if key == "s/step":
+        return timing["train_seconds"] / timing["steps"] if "train_seconds" in timing else None
+    return timing.get(key)
+
+
+#: The side-by-side table's columns: quality (as :data:`COLUMNS`) and cost.
+SIDE_BY_SIDE_COLUMNS = [COLUMNS[3], COLUMNS[4], COLUMNS[7], COLUMNS[8],
+                        ("steps", lambda r: _timing(r, "steps")),
+                        ("s/step", lambda r: _timing(r, "s/step")),
+                        ("predict s", lambda r: _timing(r, "predict_seconds"))]
+
+
+def side_by_side_table(per_dataset):
+    """Medians over datasets of quality and cost, a row per method or peer that ran on every dataset given.
+
+    Rows that ran on fewer datasets are left out (their medians would not compare); the input row is the
+    deconvolved tomogram where there is one, else the raw.
+    """
+    per_dataset = {name: dict(results, input=results.get("deconv", results.get("raw")))
+                   for name, results in per_dataset.items() if "raw" in results}
+    rows = []
+    for results in per_dataset.values():
+        rows += [m for m in results if m not in rows and m not in ("raw", "deconv")]
+    lines = [f"| row ({len(per_dataset)} datasets) | " + " | ".join(h for h, _ in SIDE_BY_SIDE_COLUMNS) + " |",
+             "|---|" + "---:|" * len(SIDE_BY_SIDE_COLUMNS)]
+    for method in rows:
+        entries = [r[method] for r in per_dataset.values() if method in r]
+        if len(entries) < len(per_dataset):
+            continue
+        cells = []
+        for header, get in SIDE_BY_SIDE_COLUMNS:
+            values = [get(e) for e in entries if get(e) is not None]
+            value = statistics.median(values) if values else None
+            cells.append("-" if value is None else f"{value:.0f}" if header in ("steps", "predict s")
+                         else f"{value:.2f}" if header == "s/step" else _show(value, header))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -500,6 +636,14 @@ def main(argv=None):
                         "iteration's network of the (trained) methods named, then stop")
     parser.add_argument("--list", action="store_true", help="list datasets and methods (and why not available)")
     parser.add_argument("--ladder", action="store_true", help="the SNR ladder's datasets instead of the others")
+    parser.add_argument("--peers", nargs="?", const="all", default=None,
+                        help="also run the peer programs (comma-separated names, default all: "
+                        "isonet2,deepdewedge,cryocare,isonet1_original; docs/peers.md)")
+    parser.add_argument("--checkouts", default="",
+                        help="local checkouts of the peers not on the package index, e.g. "
+                        "isonet2=/src/IsoNet2,deepdewedge=/src/DeepDeWedge,isonet1_original=/src/IsoNet")
+    parser.add_argument("--peer_root", default=os.path.expanduser("~/.cache/isonet-benchmark-peers"),
+                        help="where the peers' virtual environments are made (outside the repository)")
     parser.add_argument("--placement", action="store_true", help="only the half-to-half correlation and FSC of the "
                         "datasets named (where they sit on the noise scale), then stop")
     args = parser.parse_args(argv)
@@ -530,6 +674,21 @@ def main(argv=None):
             continue
         if method not in methods:
             methods.append(method)
+    peers = []
+    if args.peers:
+        from peers import ADAPTERS, adapter
+        chosen = list(ADAPTERS) if args.peers == "all" else args.peers.split(",")
+        unknown = [p for p in chosen if p not in ADAPTERS]
+        if unknown:
+            parser.error(f"--peers: unknown peer(s) {unknown}; known: {', '.join(ADAPTERS)}")
+        checkouts = dict(item.split("=", 1) for item in args.checkouts.split(",") if item)
+        wrong = [f"{p}={path}" for p, path in checkouts.items() if p not in ADAPTERS or not os.path.isdir(path)]
+        if wrong:
+            parser.error(f"--checkouts: {wrong}: expected <peer>=<existing folder>, peers {', '.join(ADAPTERS)}")
+        peers = [adapter(p, args.peer_root, checkouts.get(p)) for p in chosen]
+        missing = [p.name for p in peers if p.package is None and not p.checkout]
+        if missing and not (args.report or args.rescore):
+            parser.error(f"--checkouts: {missing} are not on the package index; give their checkouts' paths")
     budget = QUICK_BUDGET if args.quick else BUDGET
     work = os.path.join(args.work, "quick") if args.quick else args.work
     if args.budget:
@@ -559,19 +718,22 @@ def main(argv=None):
     per_dataset = {}
     for name in names:
         if args.report or args.rescore:
-            per_dataset[name] = (rescore_dataset(name, DATASETS[name], methods, budget, work) if args.rescore
-                                 else saved_scores(work, name, ["raw", "deconv"] + methods, budget))
+            rows = methods + [p.name + suffix for p in peers for suffix in ("", EQUAL_TIME)]
+            per_dataset[name] = (rescore_dataset(name, DATASETS[name], rows, budget, work) if args.rescore
+                                 else saved_scores(work, name, ["raw", "deconv"] + rows, budget))
             if not per_dataset[name]:
                 continue
             print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)
             continue
         per_dataset[name] = benchmark_dataset(name, DATASETS[name], methods, budget, work, args.force,
-                                              None if args.gpu else (), args.repredict)
+                                              None if args.gpu else (), args.repredict, peers)
         print(f"\n### {describe(name, DATASETS[name])}\n\n{markdown_table(per_dataset[name])}", flush=True)
     for title, held in (("benchmark datasets", False), ("held-out datasets", True)):
         chosen = {n: r for n, r in per_dataset.items() if bool(DATASETS[n].get("held_out")) == held}
         if chosen:
             print(f"\n### Median over the {title}\n\n{median_table(chosen)}", flush=True)
+            if peers:
+                print(f"\n### Side by side, medians over the {title}\n\n{side_by_side_table(chosen)}", flush=True)
             seeds = seed_mean_tables(chosen)
             if seeds:
                 print(f"\n### Means over training seeds, {title}\n\n{seeds}", flush=True)

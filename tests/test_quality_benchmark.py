@@ -56,3 +56,48 @@ def test_saved_networks_in_iteration_order(tmp_path):
     assert list(networks) == [1, 3]
     assert networks[3] == model_path(str(tmp_path), 3)
     assert quality.saved_networks(str(tmp_path / "none"), 8) == {}
+
+
+def _timed(band, z, train_seconds, steps=400, predict_seconds=10.0):
+    return dict(_entry(band, z), timing={"steps": steps, "batch_size": 4, "train_seconds": train_seconds,
+                                         "predict_seconds": predict_seconds})
+
+
+def test_equal_time_steps():
+    ours = _timed(0.5, 50.0, train_seconds=200.0)  # 0.5 s per step
+    assert quality.equal_time_steps(ours, _timed(0.4, 60.0, train_seconds=2000.0)) == 40  # 10x our step
+    assert quality.equal_time_steps(ours, _timed(0.4, 60.0, train_seconds=290.0)) is None  # 1.45x: same steps
+    assert quality.equal_time_steps(ours, _timed(0.4, 60.0, train_seconds=300.0)) == 267  # 1.5x
+    assert quality.equal_time_steps(ours, {"timing": {"steps": 400}}) is None  # network kept: no time
+
+
+def test_peer_rows_are_cached_with_the_budget():
+    budget = dict(quality.BUDGET)
+    assert quality.run_settings("isonet2", budget) == {"budget": json_like(budget), "options": {"peer": "isonet2"}}
+    assert quality.run_settings("isonet2_equal_time", budget)["options"] == {"peer": "isonet2",
+                                                                            "steps": "equal wall clock"}
+    peer_budget = quality.peer_budget(budget)
+    assert (peer_budget.steps, peer_budget.batch_size, peer_budget.cube, peer_budget.subtomos) == (400, 4, 32, 40)
+    assert quality.peer_budget(budget, steps=37).steps == 37
+
+
+def json_like(value):
+    import json
+    return json.loads(json.dumps(value))
+
+
+def test_side_by_side_table():
+    per_dataset = {
+        "a": {"raw": _entry(0.0, 200.0), "halves": _timed(0.6, 60.0, 200.0, predict_seconds=20.0),
+              "peer": _timed(0.5, 80.0, 2000.0, predict_seconds=400.0)},
+        "b": {"raw": _entry(0.1, 180.0), "deconv": _entry(0.2, 170.0), "halves": _timed(0.8, 40.0, 240.0),
+              "peer": _timed(0.3, 100.0, 1600.0), "only_b": _timed(0.9, 30.0, 100.0)},
+    }
+    lines = quality.side_by_side_table(per_dataset).splitlines()
+    assert lines[0] == "| row (2 datasets) | 10-30° | measured | Z Å | Z/X | steps | s/step | predict s |"
+    # halves: median band (0.6 + 0.8) / 2, Z (60 + 40) / 2, s/step (0.5 + 0.6) / 2, predict (20 + 10) / 2
+    assert "| halves | 0.700 | 0.500 | 50 | 1.50 | 400 | 0.55 | 15 |" in lines
+    assert "| peer | 0.400 | 0.500 | 90 | 1.50 | 400 | 4.50 | 205 |" in lines
+    # the input row: raw on a, deconvolved on b; no timing
+    assert "| input | 0.100 | 0.500 | 185 | 1.50 | - | - | - |" in lines
+    assert not any(line.startswith("| only_b") for line in lines)  # ran on one dataset of two
