@@ -681,8 +681,10 @@ def main(argv=None):
         unknown = [p for p in chosen if p not in ADAPTERS]
         if unknown:
             parser.error(f"--peers: unknown peer(s) {unknown}; known: {', '.join(ADAPTERS)}")
-        checkouts = dict(item.split("=", 1) for item in args.checkouts.split(",") if item)
-        wrong = [f"{p}={path}" for p, path in checkouts.items() if p not in ADAPTERS or not os.path.isdir(path)]
+        items = [item.split("=", 1) for item in args.checkouts.split(",") if item]
+        wrong = [item for item in args.checkouts.split(",") if item and "=" not in item]
+        checkouts = dict(item for item in items if len(item) == 2)
+        wrong += [f"{p}={path}" for p, path in checkouts.items() if p not in ADAPTERS or not os.path.isdir(path)]
         if wrong:
             parser.error(f"--checkouts: {wrong}: expected <peer>=<existing folder>, peers {', '.join(ADAPTERS)}")
         peers = [adapter(p, args.peer_root, checkouts.get(p)) for p in chosen]

@@ -101,3 +101,16 @@ def test_side_by_side_table():
     # the input row: raw on a, deconvolved on b; no timing
     assert "| input | 0.100 | 0.500 | 185 | 1.50 | - | - | - |" in lines
     assert not any(line.startswith("| only_b") for line in lines)  # ran on one dataset of two
+
+
+def test_peer_options_fail_with_one_line(capsys):
+    import pytest
+    for argv, message in ((["--peers", "foo"], "--peers: unknown peer(s) ['foo']"),
+                          (["--peers", "isonet2", "--checkouts", "isonet2"], "--checkouts: ['isonet2']: expected"),
+                          (["--peers", "isonet2", "--checkouts", "isonet2=/no/such/dir"], "['isonet2=/no/such/dir']"),
+                          (["--peers", "isonet2"], "--checkouts: ['isonet2'] are not on the package index")):
+        with pytest.raises(SystemExit) as raised:
+            quality.main(["--datasets", "cytosol"] + argv)
+        assert raised.value.code == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(errors) == 1 and message in errors[0]

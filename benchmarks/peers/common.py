@@ -12,10 +12,12 @@ Volumes are MRC files indexed [z, y, x]; the pixel size is in Å, tilt angles in
 """
 
 import dataclasses
+import glob
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 
 
@@ -131,7 +133,11 @@ class Peer:
         return os.path.join(self.venv, "bin", program)
 
     def install(self):
-        """Create the venv and install the program (once; a stamp records what was installed). Returns its version."""
+        """Create the venv and install the program (once; a stamp records what was installed). Returns its version.
+
+        The source (a copy of the checkout, or the package's source distribution) is unpacked in ``root/src``,
+        patched there, and installed without its dependencies after :attr:`requirements`.
+        """
         stamp = os.path.join(self.root, "installed.txt")
         if os.path.isfile(stamp):
             with open(stamp) as handle:
@@ -145,29 +151,45 @@ class Peer:
         run(pip + ["--upgrade", "pip", "wheel", "setuptools"])
         if self.requirements:
             run(pip + list(self.requirements))
+        source = os.path.join(self.root, "src")
+        shutil.rmtree(source, ignore_errors=True)
         if self.package:
-            run(pip + [self.package])
-            version = self.package + " " + self.installed_version()
+            self.unpack_package(source)
         else:
-            source = os.path.join(self.root, "src")
-            if os.path.isdir(source):
-                shutil.rmtree(source)
             shutil.copytree(self.checkout, source, ignore=shutil.ignore_patterns(".git"))
-            for patch in self.patches:
-                patch.apply(source)
-            self.install_source(source, pip)
-            version = f"{self.name} commit {git_commit(self.checkout)}"
+        for patch in self.patches:
+            patch.apply(source)
+        self.install_source(source, pip)
+        version = self.version_text()
         with open(stamp, "w") as handle:
             handle.write(version + "\n")
         return version
 
-    def install_source(self, source, pip):
-        """Install the patched copy of the checkout (default: ``pip install --no-deps``)."""
-        run(pip + ["--no-deps", source])
+    def unpack_package(self, source):
+        """Download :attr:`package`'s source distribution and unpack it as the folder ``source``."""
+        dist = os.path.join(self.root, "dist")
+        shutil.rmtree(dist, ignore_errors=True)
+        run([self.bin("python"), "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             self.package, "-d", dist])
+        archive = glob.glob(os.path.join(dist, "*.tar.gz"))[0]
+        with tarfile.open(archive) as tar:
+            tar.extractall(dist)
+        shutil.move(next(p for p in glob.glob(os.path.join(dist, "*")) if os.path.isdir(p)), source)
 
-    def installed_version(self):
-        out = subprocess.run([self.bin("python"), "-m", "pip", "show", self.package.split("=")[0].split("<")[0]],
-                             capture_output=True, text=True, check=True).stdout
+    def install_source(self, source, pip):
+        """Install the patched source (default: ``pip install --no-deps``)."""
+        run(pip + ["--no-deps", "--force-reinstall", source])
+
+    def version_text(self):
+        """What was installed: the package and its version, or the checkout's commit."""
+        if self.package:
+            return f"{self.package.split('=')[0]} {self.pip_version(self.package.split('=')[0])}"
+        return f"{self.name} commit {git_commit(self.checkout)}"
+
+    def pip_version(self, name):
+        """The version pip reports for ``name`` in the venv ("?" if none)."""
+        out = subprocess.run([self.bin("python"), "-m", "pip", "show", name], capture_output=True, text=True,
+                             check=True).stdout
         return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Version:")), "?")
 
     def run(self, data, budget, folder):

@@ -9,20 +9,17 @@ The package pins ``numpy~=1.19.2``, which has no build for Python 3.11, so it is
 dependencies on top of pinned ones that satisfy the rest (CSBDeep 0.7 needs Keras 2, hence TensorFlow 2.15).
 """
 
-import glob
 import json
 import math
 import os
 import re
 import shutil
 import subprocess
-import sys
-import tarfile
 
 import mrcfile
 import numpy as np
 
-from .common import Patch, Peer, PeerResult, require_file, run
+from .common import Patch, Peer, PeerResult, require_file
 
 # The U-Net depth we use in isonet; cryoCARE's default is also 3.
 UNET_DEPTH = 3
@@ -32,7 +29,6 @@ LEARNING_RATE = 0.0004
 MAX_EPOCHS = 10
 
 PARAMETER_COUNT = """
-import sys
 from csbdeep.models import CARE
 model = CARE(None, sys.argv[1], basedir=sys.argv[2])
 print("PARAMETERS", model.keras_model.count_params())
@@ -53,51 +49,12 @@ class CryoCARE(Peer):
                   "for Z == 2 * cube, so '>=' only admits the equal case."),
     ]
 
-    def install(self):
-        """Create the venv, install the pinned requirements, then cryoCARE's patched sdist without its dependencies.
-
-        Returns
-        -------
-        str
-            cryoCARE's version with the versions of TensorFlow, Keras, CSBDeep and NumPy installed beside it.
-        """
-        stamp = os.path.join(self.root, "installed.txt")
-        if os.path.isfile(stamp):
-            with open(stamp) as handle:
-                return handle.read().strip()
-        os.makedirs(self.root, exist_ok=True)
-        if not os.path.isdir(self.venv):
-            run([sys.executable, "-m", "venv", self.venv])
-        pip = [self.bin("python"), "-m", "pip", "install", "-q"]
-        run(pip + ["--upgrade", "pip", "wheel", "setuptools"])
-        run(pip + list(self.requirements))
-        # The source distribution, unpacked and patched in root/src (never the user's files).
-        dist = os.path.join(self.root, "dist")
-        shutil.rmtree(dist, ignore_errors=True)
-        run([self.bin("python"), "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-             self.package, "-d", dist])
-        archive = next(iter(glob.glob(os.path.join(dist, "*.tar.gz"))))
-        source = os.path.join(self.root, "src")
-        shutil.rmtree(source, ignore_errors=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(dist)
-        shutil.move(next(p for p in glob.glob(os.path.join(dist, "*")) if os.path.isdir(p)), source)
-        for patch in self.patches:
-            patch.apply(source)
-        # --no-deps: its numpy~=1.19.2 pin cannot be met on Python 3.11 (see the module docstring).
-        run(pip + ["--no-deps", "--force-reinstall", source])
-        versions = {name: self._pip_version(name) for name in
-                    ("cryoCARE", "tensorflow-cpu", "keras", "csbdeep", "numpy")}
-        version = (f"cryocare {versions['cryoCARE']} (sdist, {len(self.patches)} patch); "
-                   + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "cryoCARE"))
-        with open(stamp, "w") as handle:
-            handle.write(version + "\n")
-        return version
-
-    def _pip_version(self, name):
-        out = subprocess.run([self.bin("python"), "-m", "pip", "show", name], capture_output=True, text=True,
-                             check=True).stdout
-        return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Version:")), "?")
+    def version_text(self):
+        """cryoCARE's version with those of TensorFlow, Keras, CSBDeep and NumPy installed beside it."""
+        versions = {name: self.pip_version(name) for name in ("cryoCARE", "tensorflow-cpu", "keras", "csbdeep",
+                                                              "numpy")}
+        return (f"cryocare {versions['cryoCARE']} (sdist, {len(self.patches)} patch); "
+                + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "cryoCARE"))
 
     def run(self, data, budget, folder):
         """Train cryoCARE on ``data``'s halves with ``budget`` in ``folder`` and denoise the tomogram.
