@@ -256,6 +256,12 @@ def peer_budget(budget, steps=None):
                       filter_base=budget["filter_base"], seed=budget["seed"])
 
 
+def peer_seed(row, budget):
+    """The training seed of a peer's row: N for '<peer>_seedN', else ``budget``'s."""
+    found = re.search(r"_seed(\d+)$", row)
+    return int(found.group(1)) if found else budget["seed"]
+
+
 def peer_input(name, spec, star):
     """A dataset's tomograms.star as a :class:`peers.common.PeerInput` (absolute paths)."""
     from peers.common import PeerInput
@@ -359,9 +365,11 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
         return run_peer(name, spec, star, peer, peer_budget(budget, steps), work, peer.name + EQUAL_TIME)
 
     for peer in peers:
-        rows.append((peer.name, lambda peer=peer: run_peer(name, spec, star, peer, peer_budget(budget), work,
-                                                           peer.name)))
-        rows.append((peer.name + EQUAL_TIME, lambda peer=peer: equal_time(peer)))
+        seeded = dict(budget, seed=peer_seed(peer.name, budget))
+        rows.append((peer.name, lambda peer=peer, seeded=seeded: run_peer(name, spec, star, peer,
+                                                                          peer_budget(seeded), work, peer.name)))
+        if peer.name == seed_base(peer.name):  # the equal-time row is made for the first seed only
+            rows.append((peer.name + EQUAL_TIME, lambda peer=peer: equal_time(peer)))
     for method, produce in rows:
         path = score_path(work, name, method)
         rerun = (force and method not in ("raw", "deconv")) or (repredict and method in methods)
@@ -602,7 +610,39 @@ def placement(name, spec, work):
     truth = scores(read_volume(tomogram), read_volume(truth_path(star)), spec)
     return {"half_correlation": float(np.corrcoef(halves[0].ravel(), halves[1].ravel())[0, 1]),
             "half_fsc_measured_0.143": curves["resolution"]["measured"][0.143],
+            "half_fsc_measured": (curves["frequency_per_A"], curves["curves"]["measured"][0]),
             "input_measured_correlation": truth["correlation"]["measured"]}
+
+
+#: Resolutions (Å) at which the placement table samples the halves' FSC curve.
+PLACEMENT_RESOLUTIONS = (100.0, 60.0, 40.0, 30.0)
+
+
+def placement_table(found):
+    """Markdown: per dataset, its halves' correlation, FSC 0.143 and FSC curve at :data:`PLACEMENT_RESOLUTIONS`.
+
+    ``found``: dataset name -> :func:`placement`'s result. The curve is interpolated linearly between shells.
+    """
+    lines = ["| dataset | SNR | half-to-half correlation | half FSC 0.143, measured region (Å) | "
+             + " | ".join(f"FSC at {r:.0f} Å" for r in PLACEMENT_RESOLUTIONS) + " | input vs truth, measured region |",
+             "|---|---|---|---|" + "---|" * len(PLACEMENT_RESOLUTIONS) + "---|"]
+    for name, result in found.items():
+        frequency, fsc = result["half_fsc_measured"]
+        samples = np.interp([1.0 / r for r in PLACEMENT_RESOLUTIONS], frequency, fsc)
+        lines.append(f"| {name} | {DATASETS[name]['snr']} | {result['half_correlation']:.3f} | "
+                     f"{result['half_fsc_measured_0.143']:.0f} | " + " | ".join(f"{v:.2f}" for v in samples)
+                     + f" | {result['input_measured_correlation']:.3f} |")
+    return "\n".join(lines)
+
+
+def plot_placement(found, path):
+    """The halves' measured-region FSC curves of several datasets in one PNG (a common frequency axis)."""
+    from isonet.evaluation.pictures import plot_fsc
+    nyquist = min(result["half_fsc_measured"][0][-1] for result in found.values())
+    grid = np.linspace(0.0, nyquist, 64)
+    curves = {f"{name} (SNR {DATASETS[name]['snr']})": np.interp(grid, *result["half_fsc_measured"])
+              for name, result in found.items()}
+    plot_fsc(grid, curves, path, title="FSC of the two half tomograms, measured region")
 
 
 def describe(name, spec):
@@ -638,14 +678,14 @@ def main(argv=None):
     parser.add_argument("--ladder", action="store_true", help="the SNR ladder's datasets instead of the others")
     parser.add_argument("--peers", nargs="?", const="all", default=None,
                         help="also run the peer programs (comma-separated names, default all: "
-                        "isonet2,deepdewedge,cryocare,isonet1_original; docs/peers.md)")
+                        "isonet2,deepdewedge,cryocare,isonet1_original; <peer>_seedN: another training seed; docs/peers.md)")
     parser.add_argument("--checkouts", default="",
                         help="local checkouts of the peers not on the package index, e.g. "
                         "isonet2=/src/IsoNet2,deepdewedge=/src/DeepDeWedge,isonet1_original=/src/IsoNet")
     parser.add_argument("--peer_root", default=os.path.expanduser("~/.cache/isonet-benchmark-peers"),
                         help="where the peers' virtual environments are made (outside the repository)")
     parser.add_argument("--placement", action="store_true", help="only the half-to-half correlation and FSC of the "
-                        "datasets named (where they sit on the noise scale), then stop")
+                        "datasets named (where they sit on the noise scale; table and placement_fsc.png), then stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.list:
@@ -678,7 +718,7 @@ def main(argv=None):
     if args.peers:
         from peers import ADAPTERS, adapter
         chosen = list(ADAPTERS) if args.peers == "all" else args.peers.split(",")
-        unknown = [p for p in chosen if p not in ADAPTERS]
+        unknown = [p for p in chosen if seed_base(p) not in ADAPTERS]
         if unknown:
             parser.error(f"--peers: unknown peer(s) {unknown}; known: {', '.join(ADAPTERS)}")
         items = [item.split("=", 1) for item in args.checkouts.split(",") if item]
@@ -687,7 +727,7 @@ def main(argv=None):
         wrong += [f"{p}={path}" for p, path in checkouts.items() if p not in ADAPTERS or not os.path.isdir(path)]
         if wrong:
             parser.error(f"--checkouts: {wrong}: expected <peer>=<existing folder>, peers {', '.join(ADAPTERS)}")
-        peers = [adapter(p, args.peer_root, checkouts.get(p)) for p in chosen]
+        peers = [adapter(seed_base(p), args.peer_root, checkouts.get(seed_base(p)), row=p) for p in chosen]
         missing = [p.name for p in peers if p.package is None and not p.checkout]
         if missing and not (args.report or args.rescore):
             parser.error(f"--checkouts: {missing} are not on the package index; give their checkouts' paths")
@@ -704,12 +744,11 @@ def main(argv=None):
     print(f"budget: {budget}, {NUMBER_SUBTOMOS} subtomograms of {CROP_SIZE}^3 (cube {CUBE_SIZE}), "
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
     if args.placement:
-        print("| dataset | SNR | half-to-half correlation | half FSC 0.143, measured region (Å) | "
-              "input vs truth, measured region |\n|---|---|---|---|---|")
-        for name in names:
-            found = placement(name, DATASETS[name], work)
-            print(f"| {name} | {DATASETS[name]['snr']} | {found['half_correlation']:.3f} | "
-                  f"{found['half_fsc_measured_0.143']:.0f} | {found['input_measured_correlation']:.3f} |", flush=True)
+        found = {name: placement(name, DATASETS[name], work) for name in names}
+        print(placement_table(found))
+        figure = os.path.join(work, "placement_fsc.png")
+        plot_placement(found, figure)
+        print(f"curves: {figure}")
         return 0
     if args.by_iteration:
         for name in names:

@@ -283,7 +283,9 @@ PREDICT = CommandSpec(
     "Correct whole tomograms with a trained network (overlapping tiles, blended seamlessly). "
     "rlnCorrectedTomoName is added/updated in the STAR file after each tomogram, and a RELION 5 tomograms.star "
     "lists every corrected tomogram (rlnTomoReconstructedTomogramDenoised, with RELION's columns when the "
-    "project was imported with prepare_star --relion5) for picking in RELION 5.",
+    "project was imported with prepare_star --relion5) for picking in RELION 5. With a network of the halves "
+    "method and the halves listed, the output is Wiener-filtered by the agreement of the network's outputs for "
+    "the two halves (docs/halves.md).",
     (_star("Tomogram STAR file."),
      Param("model", "text", required=True, help="Trained network, e.g. results/model_iter30.h5 (.h5 or .keras)."),
      Param("output_dir", "text", "./corrected_tomos", "Folder for <root>_corrected.mrc."),

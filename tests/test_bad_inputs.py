@@ -11,7 +11,6 @@ command is refused; the kill -9 test interrupts a tiny refine and resumes it.
 """
 
 import hashlib
-import json
 import os
 import shutil
 import signal

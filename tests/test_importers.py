@@ -57,7 +57,7 @@ def relion_project(tmp_path):
 
 
 def test_relion5_values_land_in_tomograms_star(tmp_path, monkeypatch, caplog):
-    root = relion_project(tmp_path)
+    relion_project(tmp_path)
     monkeypatch.chdir(tmp_path)  # not the project folder: paths are found from the STAR file upwards
     with caplog.at_level(logging.INFO, logger="isonet"):
         table = prepare_star(relion5=os.path.join("relion5", RELION_STAR), output_star="tomograms.star",
@@ -128,7 +128,7 @@ def test_imod_folder(tmp_path, caplog):
     assert list(table["rlnVoltage"]) == [300.0, 300.0]  # IMOD files carry no optics: defaults, said in the log
     assert "HalfTomogram" not in " ".join(table.columns)
     assert "assumed (not given, not found): voltage 300 kV, cs 2.7 mm, amplitude contrast 0.07" in caplog.text
-    assert f"TS_13.tlt (IMOD, 40 tilts)" in caplog.text and "TS_13.defocus (ctfplotter, range at 0°)" in caplog.text
+    assert "TS_13.tlt (IMOD, 40 tilts)" in caplog.text and "TS_13.defocus (ctfplotter, range at 0°)" in caplog.text
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="isonet"):

@@ -32,6 +32,8 @@ def test_every_adapter_is_a_peer_with_its_row_name(tmp_path):
         assert peer.name == name
         assert peer.venv == os.path.join(str(tmp_path), name, "venv")
         assert all(isinstance(p, Patch) and p.why for p in peer.patches)
+        seeded = adapter(name, str(tmp_path), checkout=str(tmp_path), row=name + "_seed1")
+        assert seeded.name == name + "_seed1" and seeded.venv == peer.venv  # another seed, the same install
 
 
 def test_a_peer_not_on_the_package_index_needs_a_checkout(tmp_path):

@@ -81,6 +81,13 @@ def test_peer_rows_are_cached_with_the_budget():
     assert quality.peer_budget(budget, steps=37).steps == 37
 
 
+def test_a_peer_rows_training_seed():
+    budget = dict(quality.BUDGET, seed=3)
+    assert quality.peer_seed("deepdewedge", budget) == 3
+    assert quality.peer_seed("deepdewedge_seed2", budget) == 2
+    assert quality.peer_budget(dict(budget, seed=quality.peer_seed("deepdewedge_seed12", budget))).seed == 12
+
+
 def json_like(value):
     import json
     return json.loads(json.dumps(value))
@@ -114,3 +121,17 @@ def test_peer_options_fail_with_one_line(capsys):
         assert raised.value.code == 2
         errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
         assert len(errors) == 1 and message in errors[0]
+
+
+def test_placement_table_samples_the_halves_fsc_curve(tmp_path):
+    import numpy as np
+    frequency = np.linspace(0.0, 0.05, 11)  # 1/Å, 10 Å voxels
+    found = {"cytosol": {"half_correlation": 0.5, "half_fsc_measured_0.143": 45.0,
+                         "half_fsc_measured": (frequency, 1.0 - 20.0 * frequency),  # FSC 1 - 20 f
+                         "input_measured_correlation": 0.6}}
+    lines = quality.placement_table(found).splitlines()
+    assert lines[0].count("FSC at") == len(quality.PLACEMENT_RESOLUTIONS)
+    # 1 - 20 / 100 = 0.80, 1 - 20 / 60 = 0.67, 1 - 20 / 40 = 0.50, 1 - 20 / 30 = 0.33
+    assert lines[2] == "| cytosol | 0.5 | 0.500 | 45 | 0.80 | 0.67 | 0.50 | 0.33 | 0.600 |"
+    quality.plot_placement(found, str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

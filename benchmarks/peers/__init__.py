@@ -14,9 +14,12 @@ ADAPTERS = {
 }
 
 
-def adapter(name, root, checkout=None):
-    """The adapter of peer ``name``, installed under ``root/<name>`` (``checkout``: its repository's local copy)."""
+def adapter(name, root, checkout=None, row=None):
+    """The adapter of peer ``name``, installed under ``root/<name>`` (``checkout``: its repository's local copy).
+
+    ``row``: the name of its table row (default ``name``; '<name>_seedN' for another training seed).
+    """
     module, cls = ADAPTERS[name]
     peer = getattr(importlib.import_module(f"{__name__}.{module}"), cls)(f"{root}/{name}", checkout)
-    peer.name = name  # the row's name, whatever the class calls itself
+    peer.name = row or name  # the row's name, whatever the class calls itself
     return peer

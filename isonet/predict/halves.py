@@ -10,6 +10,11 @@ negated back (dark density, normalised units). On the quality benchmark this
 beat the full tomogram at its own scale on all 18 runs, and averaging the
 outputs for the two halves (IsoNet 2's and DeepDeWedge's way) on every
 dataset, in half the time of the latter (docs/quality.md).
+
+The output is then filtered shell by shell with Wiener weights from the agreement
+of the network's outputs for the two halves on the central region
+(:func:`half_agreement_weights`, :mod:`isonet.predict.shell_weights`): the
+network passes part of the noise through, and the halves show where.
 """
 
 import logging
@@ -23,6 +28,7 @@ from isonet.io.paths import file_root, input_tomogram
 from isonet.io.star import has_halves
 from isonet.log import progress
 from isonet.normalize import central_slab, slab_statistics
+from isonet.predict.shell_weights import Y_ANGLES, class_shell_correlation, resolution_at, wiener_weights
 from isonet.predict.tiling import grid_shape, predict_tiled
 
 log = logging.getLogger("isonet")
@@ -136,3 +142,65 @@ def correct_by_slab(path, function, cube_size=64, crop_size=96, batch_size=1, br
     if not bright:
         output *= np.float32(-1.0)
     return output, header
+
+
+#: Largest edge (voxels) of the central region of the halves predicted for the Wiener weights: enough
+#: Fourier samples per shell, a small cost next to a whole tomogram.
+AGREEMENT_EDGE = 256
+
+
+def central_region(shape, edge=AGREEMENT_EDGE):
+    """Slices of the central box of ``shape`` with edges ``min(n, edge)``."""
+    return tuple(slice((n - min(n, edge)) // 2, (n - min(n, edge)) // 2 + min(n, edge)) for n in shape)
+
+
+def half_agreement_weights(half_paths, tilt_range, function, cube_size=64, crop_size=96, batch_size=1,
+                           bright=False, pixel_size=None):
+    """Wiener weights per shell from the network's outputs for the two halves (module docstring).
+
+    Each half is normalised by its own central slab, as in training, and its central region
+    (:func:`central_region`) is predicted with the same tiles as the tomogram.
+
+    Parameters
+    ----------
+    half_paths : list of str
+        The two half tomograms ``[z, y, x]``.
+    tilt_range : (float, float)
+        Degrees: the measured region and the missing wedge are weighed apart
+        (:func:`isonet.predict.shell_weights.class_shell_correlation`).
+    function, cube_size, crop_size, batch_size, bright :
+        As :func:`correct_by_slab`.
+    pixel_size : float, optional
+        Å per voxel, for the log only (None: unknown).
+
+    Returns
+    -------
+    centres : ndarray, shape (n,)
+        Shell radii, cycles per voxel.
+    weights : ndarray, shape (N_CLASSES, n)
+        Per class of Fourier samples and shell (:func:`isonet.predict.shell_weights.filter_by_shell`).
+    """
+    outputs = []
+    for path in half_paths:
+        volume = read_volume(path, negate=bright)
+        mean, std = slab_statistics(volume)
+        region = np.array(volume[central_region(volume.shape)], dtype=np.float32)
+        del volume
+        region -= np.float32(mean)
+        region *= np.float32(-1.0 / (std + 1e-20))
+        log.info("Predicting the central %s of %s for the Wiener weights", "x".join(map(str, region.shape)), path)
+        outputs.append(predict_tiled(region, function, cube_size, crop_size, batch_size))
+    centres, fsc = class_shell_correlation(*outputs, tilt_range)
+    weights = wiener_weights(fsc)
+
+    def half_point(label):
+        found = resolution_at(centres, weights[label], 0.5, pixel_size or 1.0)
+        return "-" if found is None else f"{found:.3g}"
+
+    bounds = [0.0, *Y_ANGLES]
+    angles = ", ".join(f"{low:g}-{high:g}°" for low, high in zip(bounds, bounds[1:]))
+    n = len(Y_ANGLES)
+    log.info("Wiener weights from the halves' outputs fall below 0.5 at %s %s in the measured region and %s in "
+             "the missing wedge (%s from the Y axis)", " / ".join(half_point(i) for i in range(n)),
+             "Å" if pixel_size else "voxels", " / ".join(half_point(n + i) for i in range(n)), angles)
+    return centres, weights

@@ -37,11 +37,12 @@ from isonet.errors import IsonetError, UsageError
 from isonet.io.lock import output_lock
 from isonet.io.mrc import read_header, read_volume, write_volume
 from isonet.io.paths import check_output_folder, check_outputs, file_root, input_tomogram
-from isonet.io.star import bright_density, read_star, select_rows, set_column, update_star_rows
+from isonet.io.star import bright_density, read_star, select_rows, set_column, tilt_range, update_star_rows
 from isonet.log import progress
 from isonet.io.model_info import read_model_info
 from isonet.normalize import normalize_in_place, warn_if_flat
-from isonet.predict.halves import correct_by_slab, half_scaled_statistics, half_sources
+from isonet.predict.halves import correct_by_slab, half_agreement_weights, half_scaled_statistics, half_sources
+from isonet.predict.shell_weights import filter_by_shell
 from isonet.predict.relion5 import RELION5_STAR_NAME, relion5_rows, write_relion5_tomograms
 from isonet.predict.tiling import check_tile_sizes, grid_shape, predict_tiled, round_up
 
@@ -238,6 +239,11 @@ def predict_tomograms(star_file, model, output_dir, relion5_star, gpu_ids, cube_
                                     "normalised by its own slab", source)
                 corrected, header = correct_by_slab(source, network.predict, cube_size, crop_size, batch_size,
                                                     bright=bright, statistics=statistics)
+                if statistics is not None:  # halves as the tomogram: their outputs' agreement weighs the shells
+                    tilts = tilt_range(rows.loc[label])
+                    weights = half_agreement_weights(halves[label], tilts, network.predict, cube_size, crop_size,
+                                                     batch_size, bright, float(header.voxel_size[0]) or None)
+                    corrected = filter_by_shell(corrected, *weights, tilts)
             else:
                 corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
                                                      normalize_percentile, bright=bright)

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from isonet.devices import import_tensorflow, select_strategy
+from isonet.devices import import_tensorflow
 from isonet.errors import IsonetError, UsageError
 from isonet.io.model_info import write_model_info
 from isonet.io.paths import rename_aside
@@ -47,7 +47,7 @@ from isonet.refine.schedule import learning_rate_at
 from isonet.refine.subtomograms import Subtomograms
 from isonet.refine.training import fit_iteration, import_keras, open_network, restart_training
 from isonet.refine.validate import validate_refine
-from isonet.refine.workers import Workers
+from isonet.refine.workers import start_workers
 
 log = logging.getLogger("isonet")
 
@@ -79,16 +79,12 @@ def refine(config, continue_from=None, logical_cpus=0):
         ``noise_level``, ``learning_rate``, ``seconds``).
     """
     config, start, history = _settings(config, continue_from)
-    workers = Workers.start(config.gpuID)  # TensorFlow requires the strategy before any other use of it
+    machines = start_workers(config.gpuID, logical_cpus)  # TensorFlow requires the strategy before other use
     subtomos = Subtomograms(config.subtomo_star)
     validate_refine(config, subtomos, continue_from)
     keras = import_keras()
-    if workers is None:
-        strategy, n_replicas = select_strategy(config.gpuID, logical_cpus=logical_cpus)
-    else:
-        strategy, n_replicas = workers.strategy, workers.n_replicas
     policy = precision_policy(config.mixed_precision, bool(import_tensorflow().config.list_logical_devices("GPU")))
-    config.resolve(len(subtomos), n_replicas)
+    config.resolve(len(subtomos), machines.n_replicas)
     if start > config.iterations:
         raise UsageError(f"--iterations {config.iterations}: {continue_from} already finished iteration "
                          f"{start - 1}; ask for more iterations to continue")
@@ -96,31 +92,27 @@ def refine(config, continue_from=None, logical_cpus=0):
     method = REGISTRY[config.method](config, subtomos, {
         "normalize_percentile": config.normalize_percentile, "precision": policy,
         "subtomo_star": [star, os.stat(star).st_size, os.stat(star).st_mtime_ns]})
-    writes = workers is None or workers.chief
-    result_dir, pretrained = _open_result_dir(config, start, continue_from, writes)
+    result_dir, pretrained = _open_result_dir(config, start, continue_from, machines.chief)
     log.info("Refine: %d subtomograms (crop %d, cube %d), iterations %d..%d, batch %d, %d steps x %d epochs, "
              "%d device(s)%s, %s, seed %d", len(subtomos), subtomos.crop_size, subtomos.cube_size, start,
-             config.iterations, config.batch_size, config.steps_per_epoch, config.epochs, n_replicas,
-             "" if workers is None else f" on {workers.count} workers (this is worker {workers.index})", policy,
+             config.iterations, config.batch_size, config.steps_per_epoch, config.epochs, machines.n_replicas,
+             machines.describe(), policy,
              config.seed)
     log.info("Method: %s", method.description())
-    lost_peer = () if workers is None else workers.failures()
     try:
-        _iterate(config, start, history, subtomos, method, strategy, n_replicas, policy, result_dir, pretrained,
-                 workers)
-    except lost_peer as exc:
+        _iterate(config, start, history, subtomos, method, machines, policy, result_dir, pretrained)
+    except machines.failures() as exc:
         last = iteration_json_path(result_dir, history[-1]["iteration"]) if history else None
-        raise workers.lost(exc, last) from None
+        raise machines.lost(exc, last) from None
     keras.backend.clear_session()  # frees the model and its traced functions for the caller
     log.info("Refine finished: %s", result_dir)
     return history
 
 
-def _iterate(config, start, history, subtomos, method, strategy, n_replicas, policy, result_dir, pretrained,
-             workers):
+def _iterate(config, start, history, subtomos, method, machines, policy, result_dir, pretrained):
     """Iterations ``start .. config.iterations`` (the module docstring); appends to ``history``."""
     keras = import_keras()
-    writes = workers is None or workers.chief
+    writes = machines.chief
     monitor, clock = IterationMonitor(result_dir, config.normalize_percentile), RunClock(start, config.iterations)
     model = None
     for iteration in range(start, config.iterations + 1):
@@ -130,8 +122,8 @@ def _iterate(config, start, history, subtomos, method, strategy, n_replicas, pol
             len(subtomos), size=config.select_subtomo_number or len(subtomos), replace=False))
         started = time.perf_counter()
         if model is None:
-            model, network, fresh_optimizer = open_network(config, strategy, n_replicas, policy, iteration,
-                                                           pretrained, subtomos.cube_size, method.loss(), workers)
+            model, network, fresh_optimizer = open_network(config, machines, policy, iteration, pretrained,
+                                                           subtomos.cube_size, method.loss())
             statistics = BatchStatistics(model)
         rate = learning_rate_at(iteration, config.iterations, config.learning_rate, config.final_learning_rate)
         restart_training(model, fresh_optimizer, config.seed, iteration, rate)
@@ -140,12 +132,11 @@ def _iterate(config, start, history, subtomos, method, strategy, n_replicas, pol
         filled = not (iteration == 1 and pretrained is None)
         if writes:
             method.write_pair_sources(network, iteration, used, filled)
-        if workers is not None:
-            workers.barrier()  # the others read the files just written
+        machines.barrier()  # the others read the files just written
         maker = method.pair_maker(iteration, used, filled, writes)
         pretrained = None
         seconds = {"predicting": time.perf_counter() - started}
-        fitted = fit_iteration(model, maker, config, n_replicas, iteration, seconds, workers)
+        fitted = fit_iteration(model, maker, config, machines, iteration, seconds)
         if method.refreshes_batch_norm:  # every worker, with the same batches: the statistics stay equal
             started = time.perf_counter()
             statistics.refresh(calibration_batches(maker, config.batch_size))
@@ -163,8 +154,7 @@ def _iterate(config, start, history, subtomos, method, strategy, n_replicas, pol
             else:
                 prune_predictions(method.set_files, newest, config.keep_last, result_dir)
             monitor.after_iteration(history, network, subtomos.paths[used[0]], iteration)
-    if workers is not None:
-        workers.barrier()  # the others end with the chief, which wrote the last files
+    machines.barrier()  # the others end with the chief, which wrote the last files
 
 
 def _save_network(config, iteration, method, model, network, result_dir, used, seconds):

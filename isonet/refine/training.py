@@ -8,7 +8,6 @@ are those just saved, and restart its optimizer in place
 functions once per run instead of once per iteration.
 """
 
-import contextlib
 import logging
 import math
 import os
@@ -18,7 +17,7 @@ import numpy as np
 
 from isonet.devices import import_tensorflow
 from isonet.errors import IsonetError
-from isonet.network.runtime import Network, load, save
+from isonet.network.runtime import load, save
 from isonet.refine.outputs import model_path
 from isonet.refine.pairs import PairStream, dump_pairs
 from isonet.refine.progress import training_progress
@@ -103,15 +102,15 @@ def restart_training(model, fresh_optimizer, seed, iteration, learning_rate=None
         generator.state.assign(np.array([layer_seed, 0], dtype=generator.state.dtype))
 
 
-def open_network(config, strategy, n_replicas, policy, iteration, pretrained, cube_size, loss, workers=None):
+def open_network(config, machines, policy, iteration, pretrained, cube_size, loss):
     """The model trained from iteration ``iteration`` on, compiled, and the :class:`Network` that predicts with it.
 
     Parameters
     ----------
     config : isonet.refine.config.RefineConfig
         Resolved settings (network shape, learning rate, result_dir).
-    strategy, n_replicas :
-        From :func:`isonet.devices.select_strategy`.
+    machines : isonet.refine.workers.OneMachine or isonet.refine.workers.Workers
+        Where the run trains (:func:`isonet.refine.workers.start_workers`).
     policy : str
         Keras precision policy.
     iteration : int
@@ -123,9 +122,6 @@ def open_network(config, strategy, n_replicas, policy, iteration, pretrained, cu
         Training cube edge (must fit the network's down-sampling).
     loss : str or callable
         The method's loss.
-    workers : isonet.refine.workers.Workers, optional
-        Several workers: the chief writes the first model, every worker loads it, and the network predicts on
-        the chief's devices only.
 
     Returns
     -------
@@ -135,23 +131,12 @@ def open_network(config, strategy, n_replicas, policy, iteration, pretrained, cu
         For :func:`restart_training`.
     """
     start_file = model_path(config.result_dir, iteration - 1)
-    if workers is None:
-        with strategy.scope():
-            _write_start_model(config, iteration, pretrained, start_file)
-            model = load(start_file, policy)
-        network = Network(model, strategy, n_replicas)
-    else:
-        if workers.chief:  # outside the strategy: its variables would be collectives the others do not join
-            _write_start_model(config, iteration, pretrained, start_file)
-        workers.barrier()
-        with strategy.scope():
-            model = load(start_file, policy)
-        _fit_across_workers(model)
-        network = Network(model, import_tensorflow().distribute.get_strategy(), 1)
+    model, network = machines.open_model(lambda: _write_start_model(config, iteration, pretrained, start_file),
+                                         start_file, policy)
     if cube_size % network.size_multiple:
         raise IsonetError(f"{config.subtomo_star}: rlnCubeSize {cube_size} must be a multiple of "
                           f"{network.size_multiple} for this network")
-    return model, network, compile_for_training(model, strategy, config.learning_rate, loss)
+    return model, network, compile_for_training(model, machines.strategy, config.learning_rate, loss)
 
 
 def _write_start_model(config, iteration, pretrained, start_file):
@@ -161,22 +146,6 @@ def _write_start_model(config, iteration, pretrained, start_file):
         save(build_unet(**config.network_options()), start_file)
     elif pretrained is not None:
         save(load(pretrained), start_file)
-
-
-def _fit_across_workers(model):
-    """Let Keras 3 (3.15) ``fit`` ``model`` under MultiWorkerMirroredStrategy, called in the strategy's scope.
-
-    Two of its steps fail there: the model's build from a first batch averages the batch across workers
-    (``strategy.reduce`` of a tuple of tensors), skipped for a model without its own strategy, which then
-    uses the one in scope; and the logs of each step are averaged with ``axis=0``, which needs vectors.
-    """
-    tf = import_tensorflow()
-
-    def as_vectors(step):
-        return lambda data: {name: tf.reshape(value, [1]) for name, value in step(data).items()}
-
-    model.train_step, model.test_step = as_vectors(model.train_step), as_vectors(model.test_step)
-    model._distribute_strategy = None
 
 
 def _dump_every_pair(maker, stream, n_replicas, folder):
@@ -189,34 +158,28 @@ def _dump_every_pair(maker, stream, n_replicas, folder):
             whole.close()
 
 
-def fit_iteration(model, maker, config, n_replicas, iteration, seconds, workers=None):
+def fit_iteration(model, maker, config, machines, iteration, seconds):
     """Train ``model`` for one iteration on the pairs of ``maker``, streamed; returns Keras's history dict.
 
     ``seconds`` (a dict) receives the times of the validation pairs, the training, the pair making
     (threads) and the median step. With ``--data_dir`` every pair is written first (by the chief).
-    With several ``workers`` each streams its share of the pairs in batches of its devices' share of
-    ``--batch_size``.
+    On several ``machines`` (:class:`isonet.refine.workers.Workers`) each streams its share of the pairs in
+    batches of its devices' share of ``--batch_size``.
     """
-    share = (0, 1) if workers is None else (workers.index, workers.count)
-    stream = PairStream(maker, n_replicas, config.batch_size, config.preprocessing_ncpus, share)
+    share = (machines.index, machines.count)
+    stream = PairStream(maker, machines.n_replicas, config.batch_size, config.preprocessing_ncpus, share)
     try:
-        if config.data_dir and share[0] == 0:
-            _dump_every_pair(maker, stream, n_replicas, os.path.join(config.data_dir, f"iter{iteration:02d}"))
+        if config.data_dir and machines.chief:
+            _dump_every_pair(maker, stream, machines.n_replicas,
+                             os.path.join(config.data_dir, f"iter{iteration:02d}"))
         started = time.perf_counter()
-        if workers is None:
-            train, validation = stream.datasets()
-        else:
-            strategy, batch = workers.strategy, config.batch_size
-            train = strategy.distribute_datasets_from_function(
-                lambda context: stream.training_set(context.get_per_replica_batch_size(batch)))
-            validation = strategy.distribute_datasets_from_function(
-                lambda context: stream.validation_set(context.get_per_replica_batch_size(batch)))
+        train, validation = machines.datasets(stream, config.batch_size)
         seconds["validation_pairs"] = time.perf_counter() - started
         log.info("Pairs: %d training, %d validation (made in memory)", stream.n_train, stream.n_test)
         timer = training_progress(iteration, config.iterations)
         log.info("Start training")
         started = time.perf_counter()
-        with contextlib.nullcontext() if workers is None else workers.strategy.scope():
+        with machines.fit_scope():
             fitted = model.fit(train, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                                validation_data=validation,
                                validation_steps=max(1, math.ceil(0.1 * config.steps_per_epoch)),

@@ -1,4 +1,7 @@
-"""Refine on several machines: one worker process per machine, trained through ``MultiWorkerMirroredStrategy``.
+"""Where refine runs: one machine (:class:`OneMachine`) or several (:class:`Workers`), behind one interface.
+
+:func:`start_workers` picks the variant. On several machines there is one worker
+process per machine, trained through ``MultiWorkerMirroredStrategy``.
 
 A run has several workers when it is started with a ``TF_CONFIG`` listing
 several tasks, or by ``srun`` over several SLURM tasks (``SLURM_NTASKS`` > 1
@@ -17,13 +20,15 @@ A worker that dies makes the collectives of the others fail after
 error into one message naming the lost worker.
 """
 
+import contextlib
 import json
 import logging
 import os
 import re
 
-from isonet.devices import choose_gpus, import_tensorflow
+from isonet.devices import choose_gpus, import_tensorflow, select_strategy
 from isonet.errors import IsonetError, UsageError
+from isonet.network.runtime import Network, load
 
 log = logging.getLogger("isonet")
 
@@ -77,34 +82,87 @@ def is_chief(environ=None):
     return worker_task(environ)[0] == 0
 
 
-class Workers:
-    """This process among refine's workers: who writes, the barrier, and what a lost peer means.
+def start_workers(gpu_ids=None, logical_cpus=0):
+    """The machines of this run: :class:`Workers` when several are listed (:func:`worker_task`), else
+    :class:`OneMachine`. Call it before any other TensorFlow work: the strategy must come first.
+
+    Parameters
+    ----------
+    gpu_ids : list of int or None
+        ``--gpuID`` (:func:`isonet.devices.select_strategy`).
+    logical_cpus : int
+        One machine without GPUs: split the CPU into this many devices (tests of the multi-device path).
+    """
+    index, count, launcher = worker_task()
+    if count == 1:
+        return OneMachine(*select_strategy(gpu_ids, logical_cpus=logical_cpus))
+    return Workers.start(gpu_ids, index, count, launcher)
+
+
+class OneMachine:
+    """Refine on one machine (one device or several, mirrored): this process writes every file.
+
+    The interface of :class:`Workers`; here the barrier has nobody to wait for and no peer can be lost.
 
     Parameters
     ----------
     strategy : tf.distribute.Strategy
-        ``MultiWorkerMirroredStrategy`` for several workers; anything for one.
+    n_replicas : int
+        From :func:`isonet.devices.select_strategy`.
+    """
+
+    index, count, chief = 0, 1, True
+
+    def __init__(self, strategy, n_replicas):
+        self.strategy, self.n_replicas = strategy, n_replicas
+
+    def describe(self):
+        """What the run log adds to the device count (nothing on one machine)."""
+        return ""
+
+    def barrier(self):
+        """Nothing to wait for."""
+
+    def failures(self):
+        """No collective can lose a peer: an empty tuple (catches nothing)."""
+        return ()
+
+    def open_model(self, write_start_model, start_file, policy):
+        """``(model, network)``: ``write_start_model()`` writes ``start_file``, loaded in the strategy's scope."""
+        with self.strategy.scope():
+            write_start_model()
+            model = load(start_file, policy)
+        return model, Network(model, self.strategy, self.n_replicas)
+
+    def datasets(self, stream, batch_size):
+        """The training and validation datasets of ``stream`` (:class:`isonet.refine.pairs.PairStream`)."""
+        return stream.datasets()
+
+    def fit_scope(self):
+        """The context ``fit`` runs in."""
+        return contextlib.nullcontext()
+
+
+class Workers:
+    """This process among refine's several workers: who writes, the barrier, and what a lost peer means.
+
+    Parameters
+    ----------
+    strategy : tf.distribute.MultiWorkerMirroredStrategy
     index, count : int
         From :func:`worker_task`.
     """
 
-    def __init__(self, strategy, index=0, count=1):
+    def __init__(self, strategy, index, count):
         self.strategy = strategy
         self.index, self.count = int(index), int(count)
         self.chief = self.index == 0
         self._barrier = None
 
     @classmethod
-    def start(cls, gpu_ids=None):
-        """The strategy of a multi-worker run, made before any other TensorFlow work, or None for one worker.
-
-        Returns
-        -------
-        Workers or None
-        """
-        index, count, launcher = worker_task()
-        if count == 1:
-            return None
+    def start(cls, gpu_ids, index, count, launcher):
+        """Make the strategy of a multi-worker run, before any other TensorFlow work (:func:`worker_task`'s
+        ``index``, ``count`` and ``launcher``)."""
         tf = import_tensorflow()
         choose_gpus(gpu_ids)  # before the strategy starts TensorFlow's runtime, which fixes the devices
         resolver = (tf.distribute.cluster_resolver.SlurmClusterResolver() if launcher == "slurm"
@@ -121,10 +179,12 @@ class Workers:
         """Devices over all workers (the global batch is split between them)."""
         return self.strategy.num_replicas_in_sync
 
+    def describe(self):
+        """What the run log adds to the device count."""
+        return f" on {self.count} workers (this is worker {self.index})"
+
     def barrier(self):
-        """Return once every worker has called it (a tiny all-reduce); nothing to wait for with one worker."""
-        if self.count == 1:
-            return
+        """Return once every worker has called it (a tiny all-reduce)."""
         if self._barrier is None:
             tf, strategy = import_tensorflow(), self.strategy
             self._barrier = tf.function(lambda: strategy.reduce(
@@ -158,3 +218,42 @@ class Workers:
                   else "resubmit the job (no iteration finished yet)")
         return IsonetError(f"refine worker {self.index} of {self.count}: lost worker {peers} "
                            f"({type(error).__name__}); {resume}")
+
+    def open_model(self, write_start_model, start_file, policy):
+        """``(model, network)``: the chief writes ``start_file`` and every worker loads it; the network predicts
+        on this worker's devices only (a distributed prediction would be a collective the others must join)."""
+        if self.chief:  # outside the strategy: its variables would be collectives the others do not join
+            write_start_model()
+        self.barrier()
+        with self.strategy.scope():
+            model = load(start_file, policy)
+        _fit_across_workers(model)
+        return model, Network(model, import_tensorflow().distribute.get_strategy(), 1)
+
+    def datasets(self, stream, batch_size):
+        """This worker's shares of the training and validation pairs, in batches of its devices' share of
+        ``batch_size`` (the global batch)."""
+        strategy = self.strategy
+        return tuple(strategy.distribute_datasets_from_function(
+            lambda context, make=make: make(context.get_per_replica_batch_size(batch_size)))
+            for make in (stream.training_set, stream.validation_set))
+
+    def fit_scope(self):
+        """The context ``fit`` runs in: the strategy's."""
+        return self.strategy.scope()
+
+
+def _fit_across_workers(model):
+    """Let Keras 3 (3.15) ``fit`` ``model`` under MultiWorkerMirroredStrategy, called in the strategy's scope.
+
+    Two of its steps fail there: the model's build from a first batch averages the batch across workers
+    (``strategy.reduce`` of a tuple of tensors), skipped for a model without its own strategy, which then
+    uses the one in scope; and the logs of each step are averaged with ``axis=0``, which needs vectors.
+    """
+    tf = import_tensorflow()
+
+    def as_vectors(step):
+        return lambda data: {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+    model.train_step, model.test_step = as_vectors(model.train_step), as_vectors(model.test_step)
+    model._distribute_strategy = None
