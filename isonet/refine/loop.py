@@ -79,9 +79,10 @@ def refine(config, continue_from=None, logical_cpus=0):
         ``noise_level``, ``learning_rate``, ``seconds``).
     """
     config, start, history = _settings(config, continue_from)
-    machines = start_workers(config.gpuID, logical_cpus)  # TensorFlow requires the strategy before other use
+    machines = start_workers(config.gpuID, logical_cpus)  # several workers: the strategy before other TF use
     subtomos = Subtomograms(config.subtomo_star)
     validate_refine(config, subtomos, continue_from)
+    machines.choose_devices()  # before TensorFlow lists its devices, which fixes them
     keras = import_keras()
     policy = precision_policy(config.mixed_precision, bool(import_tensorflow().config.list_logical_devices("GPU")))
     config.resolve(len(subtomos), machines.n_replicas)

@@ -84,7 +84,8 @@ def is_chief(environ=None):
 
 def start_workers(gpu_ids=None, logical_cpus=0):
     """The machines of this run: :class:`Workers` when several are listed (:func:`worker_task`), else
-    :class:`OneMachine`. Call it before any other TensorFlow work: the strategy must come first.
+    :class:`OneMachine`. Call it before any other TensorFlow work: several workers' strategy must come
+    first; one machine's is made by its ``choose_devices``, once the inputs are checked.
 
     Parameters
     ----------
@@ -95,7 +96,7 @@ def start_workers(gpu_ids=None, logical_cpus=0):
     """
     index, count, launcher = worker_task()
     if count == 1:
-        return OneMachine(*select_strategy(gpu_ids, logical_cpus=logical_cpus))
+        return OneMachine(gpu_ids, logical_cpus)
     return Workers.start(gpu_ids, index, count, launcher)
 
 
@@ -106,15 +107,21 @@ class OneMachine:
 
     Parameters
     ----------
-    strategy : tf.distribute.Strategy
-    n_replicas : int
-        From :func:`isonet.devices.select_strategy`.
+    gpu_ids, logical_cpus :
+        For :func:`isonet.devices.select_strategy`, called by :meth:`choose_devices`.
     """
 
     index, count, chief = 0, 1, True
 
-    def __init__(self, strategy, n_replicas):
-        self.strategy, self.n_replicas = strategy, n_replicas
+    def __init__(self, gpu_ids=None, logical_cpus=0):
+        self._devices = (gpu_ids, logical_cpus)
+        self.strategy, self.n_replicas = None, None
+
+    def choose_devices(self):
+        """Make the strategy over this machine's devices (:func:`isonet.devices.select_strategy`): after the
+        inputs are checked, before TensorFlow lists its devices."""
+        gpu_ids, logical_cpus = self._devices
+        self.strategy, self.n_replicas = select_strategy(gpu_ids, logical_cpus=logical_cpus)
 
     def describe(self):
         """What the run log adds to the device count (nothing on one machine)."""
@@ -178,6 +185,9 @@ class Workers:
     def n_replicas(self):
         """Devices over all workers (the global batch is split between them)."""
         return self.strategy.num_replicas_in_sync
+
+    def choose_devices(self):
+        """Nothing: the strategy of several workers was made first (:meth:`start`)."""
 
     def describe(self):
         """What the run log adds to the device count."""
