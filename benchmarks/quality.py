@@ -381,6 +381,10 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
         produced = produce()
         if produced is None:
             continue
+        if repredict and method in methods and "train_seconds" not in produced["timing"]:
+            kept = previous_training_seconds(path)  # the network was kept: so is the time it took to train
+            if kept is not None:
+                produced["timing"]["train_seconds"] = kept
         entry = {"dataset": name, "method": method, **produced, **run_settings(method, budget),
                  "seconds": round(time.perf_counter() - start, 1),
                  **scores(read_volume(produced["candidate"]), truth, spec)}
@@ -388,6 +392,14 @@ def benchmark_dataset(name, spec, methods, budget, work, force=False, gpu_ids=()
         atomic_write_text(path, json.dumps(entry, indent=1) + "\n")
         results[method] = entry
     return results
+
+
+def previous_training_seconds(path):
+    """The training time recorded in the score file ``path`` (a run whose network predict reuses), or None."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle).get("timing", {}).get("train_seconds")
 
 
 def rescore_dataset(name, spec, methods, budget, work):

@@ -135,3 +135,13 @@ def test_placement_table_samples_the_halves_fsc_curve(tmp_path):
     assert lines[2] == "| cytosol | 0.5 | 0.500 | 45 | 0.80 | 0.67 | 0.50 | 0.33 | 0.600 |"
     quality.plot_placement(found, str(tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_kept_network_keeps_its_training_time(tmp_path):
+    import json
+    path = tmp_path / "halves.json"
+    assert quality.previous_training_seconds(str(path)) is None
+    path.write_text(json.dumps({"timing": {"steps": 400, "train_seconds": 252.0, "predict_seconds": 6.0}}))
+    assert quality.previous_training_seconds(str(path)) == 252.0
+    path.write_text(json.dumps({"timing": {"steps": 400}}))
+    assert quality.previous_training_seconds(str(path)) is None
