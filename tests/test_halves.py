@@ -339,6 +339,12 @@ def test_predict_normalises_the_full_tomogram_at_the_halves_scale(tmp_path, capl
     write_star(table.drop(columns=["rlnDeconvTomoName"]), tmp_path / "tomograms.star")
     os.remove(tmp_path / "odd" / "tomo_00_odd.mrc")
     np.testing.assert_allclose(predict("no_half"), own_scale, atol=1e-5)
+    # a reversed tilt range: one error naming the STAR file and the row, nothing written
+    write_star(table.drop(columns=["rlnDeconvTomoName"]).assign(rlnTiltMin=[70.0], rlnTiltMax=[10.0]),
+               tmp_path / "tomograms.star")
+    with pytest.raises(IsonetError, match=r"tomograms.star: rlnTiltMin/rlnTiltMax of rlnIndex 1: .*tilt_min=70"):
+        predict("reversed_tilts")
+    assert not (tmp_path / "reversed_tilts").exists()
 
 
 def test_half_scaled_statistics_known_answer(tmp_path):

@@ -191,12 +191,16 @@ def predict_tomograms(star_file, model, output_dir, relion5_star, gpu_ids, cube_
     check_tile_sizes(cube_size, crop_size)
     table = read_star(star_file, required=PREDICT_REQUIRED)
     rows = select_rows(table, tomo_idx)
-    sources, needed = {}, 0
+    sources, tilts, needed = {}, {}, 0
     for label, row in rows.iterrows():
         path = input_tomogram(row, star_file, use_deconv_tomo)
         if not os.path.isfile(path):
             raise IsonetError(f"{path}: tomogram not found (rlnIndex {row['rlnIndex']} of {star_file})")
         sources[label] = path
+        try:  # checked before anything is written (the Wiener filter's wedge)
+            tilts[label] = tilt_range(row)
+        except IsonetError as exc:
+            raise IsonetError(f"{star_file}: rlnTiltMin/rlnTiltMax of rlnIndex {row['rlnIndex']}: {exc}") from None
         needed += 4 * int(np.prod(read_header(path).shape))
     if not sources:
         raise IsonetError(f"{star_file}: no tomogram to predict")
@@ -240,10 +244,9 @@ def predict_tomograms(star_file, model, output_dir, relion5_star, gpu_ids, cube_
                 corrected, header = correct_by_slab(source, network.predict, cube_size, crop_size, batch_size,
                                                     bright=bright, statistics=statistics)
                 if statistics is not None:  # halves as the tomogram: their outputs' agreement weighs the shells
-                    tilts = tilt_range(rows.loc[label])
-                    weights = half_agreement_weights(halves[label], tilts, network.predict, cube_size, crop_size,
-                                                     batch_size, bright, float(header.voxel_size[0]) or None)
-                    corrected = filter_by_shell(corrected, *weights, tilts)
+                    weights = half_agreement_weights(halves[label], tilts[label], network.predict, cube_size,
+                                                     crop_size, batch_size, bright, float(header.voxel_size[0]) or None)
+                    corrected = filter_by_shell(corrected, *weights, tilts[label])
             else:
                 corrected, header = correct_tomogram(source, network.predict, cube_size, crop_size, batch_size,
                                                      normalize_percentile, bright=bright)
