@@ -29,7 +29,7 @@ Usage::
                                  [--quick] [--held_out] [--list] [--force] [--repredict] [--report]
                                  [--rescore] [--by_iteration] [--budget iterations=10,...] [--gpu]
                                  [--ladder] [--placement] [--peers [a,b]] [--checkouts a=DIR,b=DIR]
-                                 [--peer_root DIR]
+                                 [--peer_root DIR] [--budget_ladder [x1,x4,...]]
 """
 
 import argparse
@@ -100,7 +100,22 @@ BUDGET = dict(iterations=8, epochs=1, steps_per_epoch=50, batch_size=4, filter_b
               noise_start_iter=(100,), seed=0)
 QUICK_BUDGET = dict(BUDGET, iterations=2, steps_per_epoch=5)
 NUMBER_SUBTOMOS = 40  # per tomogram
+#: Training cube and extracted subtomogram edge; a budget may set another cube (``cube_size``, crop cube + 16).
 CUBE_SIZE, CROP_SIZE = 32, 48
+#: Settings a budget may add to :data:`BUDGET`'s (they are not refine options).
+BUDGET_EXTRAS = dict(cube_size=CUBE_SIZE)
+#: The budget ladder (``--budget_ladder``): quality against compute. Rung -> changes to :data:`BUDGET`:
+#: 4 and 16 times the steps (8 iterations kept: more steps per iteration), and at the benchmark's 400 steps a
+#: wider network or a larger training cube (48: the thickest crop, 64 voxels, that the 64-voxel-thick
+#: datasets hold). Each rung has its own cache folder, as ``--budget``.
+BUDGET_LADDER = {
+    "x1": {},
+    "x4": dict(steps_per_epoch=200),
+    "x16": dict(epochs=4, steps_per_epoch=200),
+    "filter_base16": dict(filter_base=16),
+    "filter_base32": dict(filter_base=32),
+    "cube48": dict(cube_size=48),
+}
 PREDICT_CUBE, PREDICT_CROP = 48, 64
 EXTRACT_SEED = 0
 
@@ -235,9 +250,11 @@ def train(folder, run_star, result_dir, options, budget, gpu_ids):
     from isonet.refine.loop import refine
 
     subtomo_star = os.path.join(folder, "subtomo.star")
+    cube = budget.get("cube_size", CUBE_SIZE)
     extract_subtomograms(run_star, subtomo_folder=os.path.join(folder, "subtomo"), subtomo_star=subtomo_star,
-                         cube_size=CUBE_SIZE, crop_size=CROP_SIZE, seed=EXTRACT_SEED)
-    config = RefineConfig.from_cli(dict(budget, **options, subtomo_star=subtomo_star, result_dir=result_dir,
+                         cube_size=cube, crop_size=cube + CROP_SIZE - CUBE_SIZE, seed=EXTRACT_SEED)
+    refine_budget = {k: v for k, v in budget.items() if k not in BUDGET_EXTRAS}
+    config = RefineConfig.from_cli(dict(refine_budget, **options, subtomo_star=subtomo_star, result_dir=result_dir,
                                         gpuID=None if gpu_ids is None else list(gpu_ids)))
     refine(config)
 
@@ -252,7 +269,8 @@ def peer_budget(budget, steps=None):
     """The :class:`peers.common.PeerBudget` equal to ``budget`` (``steps``: another number of steps)."""
     from peers.common import PeerBudget
     return PeerBudget(steps=steps or budget["iterations"] * budget["epochs"] * budget["steps_per_epoch"],
-                      batch_size=budget["batch_size"], cube=CUBE_SIZE, subtomos=NUMBER_SUBTOMOS,
+                      batch_size=budget["batch_size"], cube=budget.get("cube_size", CUBE_SIZE),
+                      subtomos=NUMBER_SUBTOMOS,
                       filter_base=budget["filter_base"], seed=budget["seed"])
 
 
@@ -657,6 +675,65 @@ def plot_placement(found, path):
     plot_fsc(grid, curves, path, title="FSC of the two half tomograms, measured region")
 
 
+def parse_budget(text):
+    """``'iterations=10,noise_start_iter=6:8'`` -> ``{'iterations': 10, 'noise_start_iter': (6, 8)}``.
+
+    Values take the type of :data:`BUDGET`'s (or :data:`BUDGET_EXTRAS`'); tuples are separated by ':'.
+    Raises ValueError naming an unknown setting or a value of the wrong type.
+    """
+    known = dict(BUDGET, **BUDGET_EXTRAS)
+    changes = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key not in known:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(known)}")
+        default = known[key]
+        try:
+            changes[key] = (tuple(type(default[0])(v) for v in value.split(":")) if isinstance(default, tuple)
+                            else type(default)(value))
+        except ValueError:
+            raise ValueError(f"{key}={value!r}: expected {type(default).__name__}") from None
+    return changes
+
+
+def changed_budget(budget, changes, work):
+    """``(budget with changes, its cache folder)``: ``work`` itself without changes, else a subfolder named by them."""
+    if not changes:
+        return dict(budget), work
+    text = "_".join(f"{k}{':'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in sorted(changes.items()))
+    return dict(budget, **changes), os.path.join(work, "budget_" + text)
+
+
+def budget_ladder_table(found, budget):
+    """Markdown: per dataset, the input and every method at every rung (``found``: (dataset, rung) -> results).
+
+    Columns: the rung's steps, filter_base and training cube, then 10-30° band, measured-region correlation,
+    Z FSC 0.143 (Å) and seconds per step. ``budget``: the one the rungs change.
+    """
+    shown = [COLUMNS[3], COLUMNS[4], COLUMNS[7]]
+    lines = ["| dataset | method | rung | steps | filter_base | cube | " + " | ".join(h for h, _ in shown)
+             + " | s/step |", "|---|---|---|---:|---:|---:|" + "---:|" * (len(shown) + 1)]
+    inputs = set()
+    for (name, rung), results in found.items():
+        rung_budget = dict(budget, **BUDGET_LADDER[rung])
+        for method, entry in results.items():
+            if method in ("raw", "deconv"):
+                if name in inputs or (method == "raw" and "deconv" in results):
+                    continue
+                inputs.add(name)
+                size = ["", "", "", ""]
+            else:
+                steps = rung_budget["iterations"] * rung_budget["epochs"] * rung_budget["steps_per_epoch"]
+                size = [str(steps), str(rung_budget["filter_base"]),
+                        str(rung_budget.get("cube_size", CUBE_SIZE))]
+                seconds = _timing(entry, "s/step")
+                size.append("-" if seconds is None else f"{seconds:.2f}")
+            row = "input" if method in ("raw", "deconv") else method
+            lines.append(f"| {name} | {row} | {'' if row == 'input' else rung} | " + " | ".join(size[:3]) + " | "
+                         + " | ".join(_show(get(entry), h) for h, get in shown) + f" | {size[3]} |")
+    return "\n".join(lines)
+
+
 def describe(name, spec):
     z, y, x = spec["shape"]
     ctf = f"CTF {spec['defocus'] / 1e4:g} µm + deconv" if spec["defocus"] > 0 else "no CTF"
@@ -680,6 +757,9 @@ def main(argv=None):
     parser.add_argument("--budget", default=None,
                         help="other training budget, e.g. iterations=10,steps_per_epoch=50,filter_base=16,"
                         "noise_start_iter=6:8 (tuples separated by ':'; its own cache folder)")
+    parser.add_argument("--budget_ladder", nargs="?", const="all", default=None,
+                        help="run (or with --report, print) the budget ladder's rungs, comma-separated "
+                        f"(default all: {','.join(BUDGET_LADDER)}), then one table of score against compute")
     parser.add_argument("--gpu", action="store_true", help="use every GPU present (default: the CPU)")
     parser.add_argument("--report", action="store_true", help="only print the tables of the scores already saved")
     parser.add_argument("--rescore", action="store_true",
@@ -745,16 +825,33 @@ def main(argv=None):
             parser.error(f"--checkouts: {missing} are not on the package index; give their checkouts' paths")
     budget = QUICK_BUDGET if args.quick else BUDGET
     work = os.path.join(args.work, "quick") if args.quick else args.work
+    if args.budget and args.budget_ladder:
+        parser.error("--budget and --budget_ladder: give one")
     if args.budget:
-        overrides = dict(item.split("=", 1) for item in args.budget.split(","))
-        unknown = sorted(set(overrides) - set(BUDGET))
+        try:
+            budget, work = changed_budget(budget, parse_budget(args.budget), work)
+        except ValueError as exc:
+            parser.error(f"--budget: {exc}")
+    rungs = []
+    if args.budget_ladder:
+        rungs = list(BUDGET_LADDER) if args.budget_ladder == "all" else args.budget_ladder.split(",")
+        unknown = [r for r in rungs if r not in BUDGET_LADDER]
         if unknown:
-            parser.error(f"--budget: unknown setting(s) {unknown}; known: {', '.join(BUDGET)}")
-        budget = dict(budget, **{k: type(BUDGET[k])(v) if not isinstance(BUDGET[k], tuple)
-                                 else tuple(type(BUDGET[k][0])(x) for x in v.split(":")) for k, v in overrides.items()})
-        work = os.path.join(work, "budget_" + "_".join(f"{k}{v}" for k, v in sorted(overrides.items())))
+            parser.error(f"--budget_ladder: unknown rung(s) {unknown}; known: {', '.join(BUDGET_LADDER)}")
     print(f"budget: {budget}, {NUMBER_SUBTOMOS} subtomograms of {CROP_SIZE}^3 (cube {CUBE_SIZE}), "
           f"predict cube {PREDICT_CUBE} crop {PREDICT_CROP}")
+    if rungs:
+        found = {}
+        for name in names:
+            for rung in rungs:
+                rung_budget, rung_work = changed_budget(budget, BUDGET_LADDER[rung], work)
+                found[name, rung] = (saved_scores(rung_work, name, ["raw", "deconv"] + methods, rung_budget)
+                                     if args.report else
+                                     benchmark_dataset(name, DATASETS[name], methods, rung_budget, rung_work,
+                                                       args.force, None if args.gpu else (), args.repredict))
+                print(f"{name}, rung {rung}: done", flush=True)
+        print(f"\n### Budget ladder\n\n{budget_ladder_table(found, budget)}", flush=True)
+        return 0
     if args.placement:
         found = {name: placement(name, DATASETS[name], work) for name in names}
         print(placement_table(found))

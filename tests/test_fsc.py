@@ -10,6 +10,7 @@ from scipy.ndimage import gaussian_filter
 from isonet.errors import IsonetError
 from isonet.evaluation import fourier
 from isonet.evaluation.fsc import cubic_crop_corners, fsc3d
+from isonet.fourier_grid import resolution_at
 from isonet.io.mrc import read_volume, write_volume
 from isonet.wedge import measured_mask
 
@@ -119,14 +120,14 @@ def test_asymmetric_tilt_range_moves_the_regions(rng):
 def test_resolution_at_interpolates_the_crossing():
     frequency = np.array([0.1, 0.2, 0.3, 0.4])
     fsc = np.array([0.9, 0.7, 0.3, 0.1])
-    assert fourier.resolution_at(frequency, fsc, 0.5, 2.0) == (pytest.approx(2.0 / 0.25), True)
-    assert fourier.resolution_at(frequency, np.ones(4), 0.5, 2.0) == (pytest.approx(5.0), False)
-    assert fourier.resolution_at(frequency, np.zeros(4), 0.5, 2.0) == (pytest.approx(20.0), True)
+    assert resolution_at(frequency, fsc, 0.5, 2.0) == (pytest.approx(2.0 / 0.25), True)
+    assert resolution_at(frequency, np.ones(4), 0.5, 2.0) == (pytest.approx(5.0), False)
+    assert resolution_at(frequency, np.zeros(4), 0.5, 2.0) == (pytest.approx(20.0), True)
     with_gap = np.array([0.9, np.nan, 0.1, 0.0])
-    assert fourier.resolution_at(frequency, with_gap, 0.5, 1.0)[0] == pytest.approx(1.0 / 0.2)
+    assert resolution_at(frequency, with_gap, 0.5, 1.0)[0] == pytest.approx(1.0 / 0.2)
     low_dip = np.array([-0.4, 0.9, 0.3, 0.1])  # a chance dip in the first shell
-    assert fourier.resolution_at(frequency, low_dip, 0.5, 2.0) == (pytest.approx(20.0), True)
-    assert fourier.resolution_at(frequency, low_dip, 0.5, 2.0, low_frequency=0.15) == (
+    assert resolution_at(frequency, low_dip, 0.5, 2.0) == (pytest.approx(20.0), True)
+    assert resolution_at(frequency, low_dip, 0.5, 2.0, low_frequency=0.15) == (
         pytest.approx(2.0 / (0.2 + 0.1 * 0.4 / 0.6)), True)
 
 

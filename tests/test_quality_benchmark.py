@@ -145,3 +145,40 @@ def test_a_kept_network_keeps_its_training_time(tmp_path):
     assert quality.previous_training_seconds(str(path)) == 252.0
     path.write_text(json.dumps({"timing": {"steps": 400}}))
     assert quality.previous_training_seconds(str(path)) is None
+
+
+def test_budget_parsing_and_cache_folders():
+    changes = quality.parse_budget("steps_per_epoch=200,noise_start_iter=6:8,cube_size=48")
+    assert changes == {"steps_per_epoch": 200, "noise_start_iter": (6, 8), "cube_size": 48}
+    budget, folder = quality.changed_budget(quality.BUDGET, changes, "w")
+    assert budget["steps_per_epoch"] == 200 and budget["iterations"] == quality.BUDGET["iterations"]
+    # the folder name of the command line's text, so that runs made with --budget are found by the ladder
+    assert folder == os.path.join("w", "budget_cube_size48_noise_start_iter6:8_steps_per_epoch200")
+    assert quality.changed_budget(quality.BUDGET, {}, "w") == (quality.BUDGET, "w")
+    for text, message in (("steps=3", "unknown setting 'steps'"), ("filter_base=x", "filter_base='x': expected int")):
+        try:
+            quality.parse_budget(text)
+        except ValueError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(text)
+
+
+def test_a_cube_rung_changes_only_extract():
+    budget, _ = quality.changed_budget(quality.BUDGET, quality.BUDGET_LADDER["cube48"], "w")
+    assert quality.peer_budget(budget).cube == 48 and quality.peer_budget(quality.BUDGET).cube == quality.CUBE_SIZE
+    from isonet.refine.config import RefineConfig
+    assert not set(quality.BUDGET_EXTRAS) & set(RefineConfig.setting_names())  # train() must drop them for refine
+
+
+def test_budget_ladder_table():
+    timed = dict(_entry(0.7, 50.0, measured=0.8), timing={"train_seconds": 800.0, "steps": 1600})
+    found = {("a", "x1"): {"raw": _entry(0.0, 210.0), "deconv": _entry(0.1, 200.0, measured=0.3),
+                           "halves": dict(_entry(0.5, 80.0), timing={"train_seconds": 300.0, "steps": 400})},
+             ("a", "x4"): {"raw": _entry(0.0, 210.0), "deconv": _entry(0.1, 200.0, measured=0.3), "halves": timed},
+             ("a", "filter_base32"): {"halves": dict(_entry(0.6, 60.0), timing={"steps": 400})}}
+    lines = quality.budget_ladder_table(found, quality.BUDGET).splitlines()
+    assert lines[2:] == ["| a | input |  |  |  |  | 0.100 | 0.300 | 200 |  |",  # deconvolved, once
+                         "| a | halves | x1 | 400 | 8 | 32 | 0.500 | 0.500 | 80 | 0.75 |",
+                         "| a | halves | x4 | 1600 | 8 | 32 | 0.700 | 0.800 | 50 | 0.50 |",
+                         "| a | halves | filter_base32 | 400 | 32 | 32 | 0.600 | 0.500 | 60 | - |"]

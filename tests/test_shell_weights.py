@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from isonet.predict.shell_weights import (N_CLASSES, Y_ANGLES, _axis_frequencies, _radius_and_class,
-                                          class_shell_correlation, filter_by_shell, resolution_at, wiener_weights)
+from isonet.fourier_grid import rfft_frequencies
+from isonet.predict.shell_weights import (N_CLASSES, Y_ANGLES, _radius_and_class, class_shell_correlation,
+                                          filter_by_shell, wiener_weights)
 from isonet.wedge import measured_mask
 
 SHAPE = (32, 48, 40)  # z, y, x: not cubic
@@ -81,13 +82,7 @@ def test_filter_by_shell_applies_each_class_its_weights():
     assert np.abs(result[~inside]).max() < 1e-3
     # a weight that falls with the radius: each sample scaled by the weight at its radius
     falling = np.tile(1.0 - centres, (N_CLASSES, 1))
-    kz, ky, kx = _axis_frequencies(SHAPE)
+    kz, ky, kx = rfft_frequencies(SHAPE)
     radius = np.sqrt(kz ** 2 + ky ** 2 + kx ** 2)
     np.testing.assert_allclose(np.fft.rfftn(filter_by_shell(volume, centres, falling, TILTS)),
                                original * np.interp(radius, centres, 1.0 - centres), rtol=1e-4, atol=1e-3)
-
-
-def test_resolution_where_the_weights_fall():
-    centres = np.array([0.0, 0.1, 0.2, 0.3])
-    assert resolution_at(centres, [1.0, 0.9, 0.4, 0.1], 0.5, pixel_size=10.0) == pytest.approx(50.0)
-    assert resolution_at(centres, [0.2, 0.9, 0.8, 0.7], 0.5) is None  # the origin does not count

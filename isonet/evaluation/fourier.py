@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from isonet.errors import IsonetError
+from isonet.fourier_grid import hermitian_weights, resolution_at, rfft_frequencies
 from isonet.wedge import measured_mask, wedge_depth_map
 
 #: Unit vectors of the X, Y and Z axes in ``(z, y, x)`` order.
@@ -113,26 +114,6 @@ def checked_volumes(volume_a, volume_b, mask=None, what="volumes"):
     return volume_a, volume_b, mask
 
 
-def _frequency_axes(shape):
-    nz, ny, nx = shape
-    return (np.fft.fftfreq(nz)[:, None, None], np.fft.fftfreq(ny)[None, :, None],
-            np.fft.rfftfreq(nx)[None, None, :])
-
-
-def hermitian_weights(nx):
-    """Full-space frequencies each rfftn column stands for: 1 at kx = 0 and at Nyquist (even nx), else 2.
-
-    Returns
-    -------
-    ndarray of float64, shape (nx // 2 + 1,)
-    """
-    weights = np.full(nx // 2 + 1, 2.0)
-    weights[0] = 1.0
-    if nx % 2 == 0:
-        weights[-1] = 1.0
-    return weights
-
-
 def shell_frequencies(shape):
     """Spatial frequency of shells 1 .. min(shape) // 2, in cycles per voxel.
 
@@ -180,7 +161,7 @@ def fourier_samples(volume_a, volume_b, tilt_min=-60.0, tilt_max=60.0, guard_ban
     # The zero frequency (index 0, 0, 0) is the mean: not part of any correlation.
     total = tuple(float(p.sum() - p.flat[0]) for p in (cross, power_a, power_b))
 
-    kz, ky, kx = _frequency_axes(shape)
+    kz, ky, kx = rfft_frequencies(shape)
     radius = np.sqrt(kz ** 2 + ky ** 2 + kx ** 2)
     n_ref = min(shape)
     shell = np.rint(radius * n_ref)
@@ -358,51 +339,6 @@ def default_low_resolution(pixel_size, shape):
     96x160x160 one).
     """
     return float(pixel_size) * min(shape) / 2.5
-
-
-def resolution_at(frequency, fsc, threshold, pixel_size, low_frequency=0.0):
-    """Resolution (Å) where an FSC curve first falls below ``threshold``.
-
-    The crossing frequency is interpolated linearly between the last shell at
-    or above the threshold and the first below it; shells without samples
-    (NaN) and shells below ``low_frequency`` are skipped.
-
-    Parameters
-    ----------
-    frequency : ndarray, shape (n,)
-        Shell frequencies in cycles per voxel, ascending.
-    fsc : ndarray, shape (n,)
-    threshold : float
-    pixel_size : float
-        Å per voxel.
-    low_frequency : float
-        Cycles per voxel; shells below it are not searched. The lowest shells
-        of a cone hold few samples (18 in the first Z shell of a 64x192x192
-        volume, 2 in that of a 96x160x160 one), so their FSC is mostly chance.
-
-    Returns
-    -------
-    resolution : float
-        ``pixel_size / crossing frequency``. If the first shell searched is already
-        below the threshold, that shell's resolution; if the
-        curve never falls below, the Nyquist-limited resolution of the last shell.
-    crossed : bool
-        False when the curve never falls below the threshold.
-    """
-    frequency, fsc = np.asarray(frequency), np.asarray(fsc)
-    valid = np.isfinite(fsc) & (frequency >= low_frequency)
-    frequency, fsc = frequency[valid], fsc[valid]
-    if frequency.size == 0:
-        return float("nan"), False
-    below = np.nonzero(fsc < threshold)[0]
-    if below.size == 0:
-        return float(pixel_size / frequency[-1]), False
-    i = below[0]
-    if i == 0:
-        return float(pixel_size / frequency[0]), True
-    f0, f1, c0, c1 = frequency[i - 1], frequency[i], fsc[i - 1], fsc[i]
-    crossing = f0 + (c0 - threshold) * (f1 - f0) / (c0 - c1)
-    return float(pixel_size / crossing), True
 
 
 def fsc_curves(samples, cone_angle=30.0):

@@ -23,12 +23,13 @@ import os
 import numpy as np
 
 from isonet.errors import IsonetError
+from isonet.fourier_grid import resolution_at
 from isonet.io.mrc import read_volume
 from isonet.io.paths import file_root, input_tomogram
 from isonet.io.star import has_halves
 from isonet.log import progress
 from isonet.normalize import central_slab, slab_statistics
-from isonet.predict.shell_weights import Y_ANGLES, class_shell_correlation, resolution_at, wiener_weights
+from isonet.predict.shell_weights import Y_ANGLES, class_shell_correlation, wiener_weights
 from isonet.predict.tiling import grid_shape, predict_tiled
 
 log = logging.getLogger("isonet")
@@ -193,9 +194,9 @@ def half_agreement_weights(half_paths, tilt_range, function, cube_size=64, crop_
     centres, fsc = class_shell_correlation(*outputs, tilt_range)
     weights = wiener_weights(fsc)
 
-    def half_point(label):
-        found = resolution_at(centres, weights[label], 0.5, pixel_size or 1.0)
-        return "-" if found is None else f"{found:.3g}"
+    def half_point(label):  # the origin (centres[0]) is left out: its weight says nothing of resolution
+        found, crossed = resolution_at(centres, weights[label], 0.5, pixel_size or 1.0, low_frequency=centres[1])
+        return f"{found:.3g}" if crossed else "-"
 
     bounds = [0.0, *Y_ANGLES]
     angles = ", ".join(f"{low:g}-{high:g}°" for low, high in zip(bounds, bounds[1:]))

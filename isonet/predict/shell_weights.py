@@ -21,28 +21,13 @@ axis); frequencies are radial, in cycles per voxel (0 to 0.5 along an axis).
 import numpy as np
 import scipy.fft
 
+from isonet.fourier_grid import hermitian_weights, rfft_frequencies
 from isonet.wedge import measured_mask
 
 #: Upper bounds (degrees) of the classes of angle between a frequency and the Y (tilt) axis.
 Y_ANGLES = (30.0, 60.0, 90.0)
 #: Classes of Fourier samples: the measured region's by angle to Y, then the missing wedge's.
 N_CLASSES = 2 * len(Y_ANGLES)
-
-
-def _axis_frequencies(shape):
-    """``(kz, ky, kx)`` in cycles per voxel on the ``rfftn`` grid of ``shape``, broadcastable."""
-    nz, ny, nx = shape
-    return (np.fft.fftfreq(nz)[:, None, None], np.fft.fftfreq(ny)[None, :, None],
-            np.fft.rfftfreq(nx)[None, None, :])
-
-
-def _hermitian_counts(nx):
-    """How many Fourier samples each ``rfftn`` column stands for: the columns without a mirror once, the others twice."""
-    counts = np.full(nx // 2 + 1, 2.0)
-    counts[0] = 1.0
-    if nx % 2 == 0:
-        counts[-1] = 1.0
-    return counts
 
 
 def _radius_and_class(kz, ky, kx, measured):
@@ -77,12 +62,12 @@ def class_shell_correlation(volume_a, volume_b, tilt_range, shell_width=None):
     if volume_a.shape != volume_b.shape or volume_a.ndim != 3:
         raise ValueError(f"shell correlation: shapes {volume_a.shape} and {volume_b.shape}: expected equal 3-D shapes")
     width = shell_width or 1.0 / min(volume_a.shape)
-    radius, classes = _radius_and_class(*_axis_frequencies(volume_a.shape),
+    radius, classes = _radius_and_class(*rfft_frequencies(volume_a.shape),
                                         measured_mask(volume_a.shape, *tilt_range, real=True))
     shell = np.rint(radius / width).astype(np.int64)
     n = int(shell.max()) + 1
     index = (np.broadcast_to(classes, shell.shape) * n + shell).ravel()
-    counts = np.broadcast_to(_hermitian_counts(volume_a.shape[2]), shell.shape).ravel()
+    counts = np.broadcast_to(hermitian_weights(volume_a.shape[2]), shell.shape).ravel()
     a = scipy.fft.rfftn(np.asarray(volume_a, dtype=np.float32)).ravel()
     b = scipy.fft.rfftn(np.asarray(volume_b, dtype=np.float32)).ravel()
 
@@ -122,7 +107,7 @@ def filter_by_shell(volume, centres, weights, tilt_range):
     ndarray of float32, shape (nz, ny, nx)
     """
     spectrum = scipy.fft.rfftn(np.asarray(volume, dtype=np.float32))
-    kz, ky, kx = _axis_frequencies(volume.shape)
+    kz, ky, kx = rfft_frequencies(volume.shape)
     measured = measured_mask(volume.shape, *tilt_range, real=True)
     for z in range(spectrum.shape[0]):  # plane by plane: no array as large as the spectrum
         radius, classes = _radius_and_class(kz[z:z + 1], ky, kx, measured[z:z + 1])
@@ -131,9 +116,3 @@ def filter_by_shell(volume, centres, weights, tilt_range):
             plane += np.where(classes == label, np.interp(radius, centres, weights[label]), 0.0).astype(np.float32)
         spectrum[z] *= plane[0]
     return scipy.fft.irfftn(spectrum, s=volume.shape).astype(np.float32, copy=False)
-
-
-def resolution_at(centres, weights, level, pixel_size=1.0):
-    """The resolution (Å, or voxels with ``pixel_size`` 1) where ``weights`` first fall below ``level``; None if never."""
-    below = np.nonzero((np.asarray(weights) < level) & (np.asarray(centres) > 0))[0]
-    return None if not len(below) else pixel_size / centres[below[0]]
