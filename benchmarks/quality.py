@@ -102,6 +102,8 @@ QUICK_BUDGET = dict(BUDGET, iterations=2, steps_per_epoch=5)
 NUMBER_SUBTOMOS = 40  # per tomogram
 #: Training cube and extracted subtomogram edge; a budget may set another cube (``cube_size``, crop cube + 16).
 CUBE_SIZE, CROP_SIZE = 32, 48
+#: Cache subfolders of other budgets start with this (their datasets are the parent folder's).
+BUDGET_FOLDER_PREFIX = "budget_"
 #: Settings a budget may add to :data:`BUDGET`'s (they are not refine options).
 BUDGET_EXTRAS = dict(cube_size=CUBE_SIZE)
 #: The budget ladder (``--budget_ladder``): quality against compute. Rung -> changes to :data:`BUDGET`:
@@ -163,7 +165,7 @@ def prepare_dataset(name, spec, work):
     from isonet.preprocess.mask import make_masks
     from isonet.simulate import run_simulation
 
-    folder = os.path.join(work, "datasets", name)
+    folder = os.path.join(datasets_folder(work), name)
     star = os.path.join(folder, "tomograms.star")
     parameters = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if k not in ("held_out", "ladder")}
     parameters["number_subtomos"] = NUMBER_SUBTOMOS
@@ -187,6 +189,13 @@ def prepare_dataset(name, spec, work):
     atomic_write_text(stamp, json.dumps(parameters, indent=1) + "\n")
     log.info("dataset %s ready in %.0f s", name, time.perf_counter() - start)
     return star
+
+
+def datasets_folder(work):
+    """Where the datasets of cache folder ``work`` live: a budget's folder (:func:`changed_budget`) shares its
+    parent's, so that every budget trains on the same simulated data without simulating it again."""
+    parent, base = os.path.split(os.path.normpath(work))
+    return os.path.join(parent if base.startswith(BUDGET_FOLDER_PREFIX) else work, "datasets")
 
 
 def rewrite_paths(star, out_star, change):
@@ -701,7 +710,7 @@ def changed_budget(budget, changes, work):
     if not changes:
         return dict(budget), work
     text = "_".join(f"{k}{':'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in sorted(changes.items()))
-    return dict(budget, **changes), os.path.join(work, "budget_" + text)
+    return dict(budget, **changes), os.path.join(work, BUDGET_FOLDER_PREFIX + text)
 
 
 def budget_ladder_table(found, budget):

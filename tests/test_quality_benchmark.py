@@ -155,6 +155,8 @@ def test_budget_parsing_and_cache_folders():
     # the folder name of the command line's text, so that runs made with --budget are found by the ladder
     assert folder == os.path.join("w", "budget_cube_size48_noise_start_iter6:8_steps_per_epoch200")
     assert quality.changed_budget(quality.BUDGET, {}, "w") == (quality.BUDGET, "w")
+    # every budget trains on the datasets of the main cache folder
+    assert quality.datasets_folder(folder) == quality.datasets_folder("w") == os.path.join("w", "datasets")
     for text, message in (("steps=3", "unknown setting 'steps'"), ("filter_base=x", "filter_base='x': expected int")):
         try:
             quality.parse_budget(text)
