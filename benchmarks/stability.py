@@ -66,9 +66,13 @@ def batch_norm_statistics(path):
             variances.append(np.asarray(layer.moving_variance).ravel())
     mean, variance = np.concatenate(means), np.concatenate(variances)
     finite = np.isfinite(mean) & np.isfinite(variance)
-    return {"channels": int(mean.size), "max_abs_mean": float(np.abs(mean[finite]).max()),
-            "min_variance": float(variance[finite].min()), "median_variance": float(np.median(variance[finite])),
-            "max_variance": float(variance[finite].max()), "non_finite": int((~finite).sum())}
+    summary = {"channels": int(mean.size), "non_finite": int((~finite).sum())}
+    if not finite.any():  # a diverged network: nothing else to report
+        return dict(summary, max_abs_mean=math.nan, min_variance=math.nan, median_variance=math.nan,
+                    max_variance=math.nan)
+    mean, variance = mean[finite], variance[finite]
+    return dict(summary, max_abs_mean=float(np.abs(mean).max()), min_variance=float(variance.min()),
+                median_variance=float(np.median(variance)), max_variance=float(variance.max()))
 
 
 def train_run(folder, subtomo_star, method, filter_base, schedule, gpu_ids):

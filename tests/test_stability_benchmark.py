@@ -37,6 +37,11 @@ def test_batch_norm_statistics_of_known_weights(tmp_path):
     assert found["max_abs_mean"] == pytest.approx(3.0)
     assert (found["min_variance"], found["max_variance"]) == pytest.approx((0.5, 4.0))
     assert found["median_variance"] == pytest.approx(float(np.median(kept)), rel=1e-6)
+    for layer in layers:  # all diverged: counted, no crash
+        layer.moving_mean.assign(np.full(layer.moving_mean.shape, np.nan, dtype="float32"))
+    save_model(model, path)
+    diverged = stability.batch_norm_statistics(path)
+    assert diverged["non_finite"] == channels and math.isnan(diverged["min_variance"])
 
 
 def test_sanity_verdict():
