@@ -18,7 +18,7 @@ Usage::
 
     python benchmarks/stability.py [--quick] [--methods halves,isonet1] [--work DIR]
 
-``--quick``: tiny sizes, about a minute on 2 CPU cores (the tests run it so). Writes
+``--quick``: tiny sizes, a few minutes on 2 CPU cores (the tests run it so). Writes
 ``<work>/stability.json`` and ``<work>/stability_loss.png`` and prints the tables of docs/benchmarks.md.
 On a GPU the full run takes minutes; on 2 CPU cores, hours (a production step is tens of seconds).
 """
@@ -152,7 +152,7 @@ def plot_losses(result, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (about a minute on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a few minutes on 2 CPU cores)")
     parser.add_argument("--methods", default="halves,isonet1", help="comma-separated refine methods")
     parser.add_argument("--work", default=os.path.join(BENCHMARKS, "stability_work"), help="working folder")
     args = parser.parse_args(argv)
